@@ -1,0 +1,53 @@
+"""The `lab` command line: each subcommand lives in the module named for what it does.
+
+Every command module exposes `register(subparsers)`, which adds its parsers and sets `func`
+to a callable taking the parsed args and returning an exit code. Modules keep heavy imports
+inside their functions so that `lab --help` stays fast.
+"""
+
+import argparse
+import importlib
+import sys
+
+from lab import __version__
+from lab.errors import LabError
+
+COMMAND_MODULES = (
+    "lab.stack",  # up, down, status, logs
+    "lab.run",  # run SCENARIO
+    "lab.dashboards",  # dashboards
+    "lab.report",  # report
+    "lab.compare",  # compare
+    "lab.workers",  # workers up/down on another host
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lab", description="Load Lab: a Docker Compose lab for load testing.")
+    parser.add_argument("--version", action="version", version=f"lab {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command module not written yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        return 130
