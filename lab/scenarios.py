@@ -1,0 +1,248 @@
+"""Scenario parameters: `scenarios.yaml` holds every scenario's defaults; the command line, the
+environment or the web UI form override them.
+
+Locust options added here (all also settable in locust.conf or as LOCUST_* environment variables):
+  --scenario NAME           headless: the load shape to run (LOCUST_SCENARIO); the web UI has the class picker
+  --scenarios-file PATH     the parameters file (default scenarios.yaml in the working directory)
+  --scenario-params K=V,..  overrides, e.g. "users=50,duration=2m" (shown in the web UI form, and what
+                            `lab run --users/--duration/--set` fills in)
+"""
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+from lab.yamlconf import ConfigError, LineDict, fail
+from lab.yamlconf import load as load_yaml
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FILE = "scenarios.yaml"
+
+# Kinds of parameter values; each scenario lists the parameters its shape reads.
+INT, FLOAT, DURATION, PHASES = "int", "float", "duration", "phases"
+
+COMMON = {"spawn_rate": FLOAT}
+SPECS: dict[str, dict[str, str]] = {
+    "baseline": {"users": INT, "ramp": DURATION, "duration": DURATION},
+    "stress": {"users": INT, "steps": INT, "step_duration": DURATION, "duration": DURATION},
+    "spike": {"users": INT, "spike_users": INT, "warmup": DURATION, "surge": DURATION, "recovery": DURATION},
+    "soak": {"users": INT, "ramp": DURATION, "duration": DURATION},
+    "capacity": {
+        "start_users": INT,
+        "step_users": INT,
+        "users": INT,
+        "step_duration": DURATION,
+        "ramp": DURATION,
+        "min_growth": FLOAT,
+    },
+    "mixed": {"users": INT, "ramp": DURATION, "duration": DURATION, "phases": PHASES},
+}
+SCENARIOS = tuple(SPECS)
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+
+
+def parse_duration(value) -> float:
+    """Seconds from a number of seconds or a span such as 30s, 5m, 2h, 1h30m, 0.5h."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and _SPAN.sub("", text) == "":
+            scale = {"h": 3600, "m": 60, "s": 1}
+            seconds = sum(float(n) * scale[unit] for n, unit in _SPAN.findall(text))
+        else:
+            raise ValueError(f"{value!r} is not a duration (use seconds or e.g. 30s, 5m, 2h, 1h30m)")
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative")
+    return seconds
+
+
+def _convert(kind: str, value):
+    """The value of a parameter of `kind`, from YAML or from an override string; ValueError if wrong."""
+    if kind == INT:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{value!r} is not a whole number")
+        number = int(value)
+        if number < 1:
+            raise ValueError(f"{value!r} must be at least 1")
+        return number
+    if kind == FLOAT:
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        number = float(value)
+        if number <= 0:
+            raise ValueError(f"{value!r} must be above 0")
+        return number
+    if kind == DURATION:
+        return parse_duration(value)
+    if not isinstance(value, dict) or not value:
+        raise ValueError("phases must be a mapping of phase name to a list of user class names")
+    for name, classes in value.items():
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"phase {name!r} must list user class names")
+    return {str(name): list(classes) for name, classes in value.items()}
+
+
+def load(path: str | Path) -> dict[str, dict]:
+    """The validated scenarios file: {scenario: {"description": str, "params": {name: value}}}.
+
+    Raises ConfigError naming the file, line and key at the first problem."""
+    source = str(path)
+    data = load_yaml(path)
+    if not isinstance(data, LineDict):
+        fail(source, 1, "expected a mapping with 'defaults' and 'scenarios'")
+    for key in data:
+        if key not in ("defaults", "scenarios"):
+            fail(source, data.key_lines[key], f"unknown key {key!r} (expected 'defaults' and 'scenarios')")
+    defaults = data.get("defaults") or LineDict()
+    if not isinstance(defaults, LineDict):
+        fail(source, data.key_lines["defaults"], "'defaults' must be a mapping of parameter to value")
+    known = set(COMMON).union(*SPECS.values())
+    for key in defaults:
+        if key not in known:
+            known_list = ", ".join(sorted(known))
+            fail(source, defaults.key_lines[key], f"unknown default {key!r} (known: {known_list})")
+    scenarios = data.get("scenarios")
+    if not isinstance(scenarios, LineDict):
+        line = data.key_lines.get("scenarios", 1)
+        fail(source, line, "'scenarios' must be a mapping of scenario name to parameters")
+    result = {}
+    for name, body in scenarios.items():
+        line = scenarios.key_lines[name]
+        if name not in SPECS:
+            fail(source, line, f"unknown scenario {name!r} (valid: {', '.join(SCENARIOS)})")
+        if not isinstance(body, LineDict):
+            fail(source, line, f"scenario {name!r} must be a mapping of parameter to value")
+        spec = {**COMMON, **SPECS[name]}
+        params = {}
+        for key in spec:
+            if key in body:
+                raw, key_line = body[key], body.key_lines[key]
+            elif key in defaults:
+                raw, key_line = defaults[key], defaults.key_lines[key]
+            else:
+                fail(source, body.line, f"scenario {name!r} is missing {key!r} (and there is no default)")
+            try:
+                params[key] = _convert(spec[key], raw)
+            except (TypeError, ValueError) as exc:
+                fail(source, key_line, f"scenario {name!r}: {key}: {exc}")
+        for key in body:
+            if key != "description" and key not in spec:
+                fail(
+                    source,
+                    body.key_lines[key],
+                    f"scenario {name!r}: unknown key {key!r} (its parameters: {', '.join(spec)})",
+                )
+        check(name, params, f"{source}:{line}")
+        result[name] = {"description": str(body.get("description", "")).strip(), "params": params}
+    return result
+
+
+def check(name: str, params: dict, where: str) -> None:
+    """Rules between parameters of one scenario."""
+    if name == "capacity":
+        if params["ramp"] >= params["step_duration"]:
+            raise ConfigError(f"{where}: capacity: ramp must be shorter than step_duration")
+        if params["start_users"] > params["users"]:
+            raise ConfigError(f"{where}: capacity: start_users must not exceed users (the maximum)")
+
+
+def parse_overrides(name: str, text: str) -> dict:
+    """Parameters from "key=value,key=value" for scenario `name` (the phases of `mixed` are file-only)."""
+    spec = {**COMMON, **SPECS[name]}
+    result = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not value.strip():
+            raise ConfigError(f"scenario override {item!r}: expected key=value")
+        if key not in spec or spec[key] == PHASES:
+            settable = [k for k, kind in spec.items() if kind != PHASES]
+            raise ConfigError(
+                f"scenario {name!r} has no parameter {key!r} (its parameters: {', '.join(settable)})"
+            )
+        try:
+            result[key] = _convert(spec[key], value.strip())
+        except ValueError as exc:
+            raise ConfigError(f"scenario {name!r}: {key}: {exc}") from None
+    return result
+
+
+def resolve(options, name: str) -> dict:
+    """The parameters of scenario `name` for this run: the file's, then the overrides in `options`."""
+    path = getattr(options, "scenarios_file", None) or DEFAULT_FILE
+    scenarios = load(path)
+    if name not in scenarios:
+        raise ConfigError(f"{path}: scenario {name!r} is not defined; add it under 'scenarios'")
+    overrides = parse_overrides(name, getattr(options, "scenario_params", "") or "")
+    params = {**scenarios[name]["params"], **overrides}
+    check(name, params, "overrides")
+    return params
+
+
+def active(environment) -> tuple[str, dict] | None:
+    """(scenario, parameters) of the shape selected for the current test, or None without a lab shape."""
+    shape = environment.shape_class
+    if shape is None or not getattr(shape, "scenario", None) or getattr(shape, "params", None) is None:
+        return None
+    return shape.scenario, dict(shape.params)
+
+
+def _add_arguments(parser) -> None:
+    parser.add_argument(
+        "--scenario",
+        env_var="LOCUST_SCENARIO",
+        default="",
+        include_in_web_ui=False,
+        help=f"Load Lab scenario to run headless: {', '.join(SCENARIOS)} (web UI: the class picker)",
+    )
+    parser.add_argument(
+        "--scenarios-file",
+        env_var="LOCUST_SCENARIOS_FILE",
+        default=DEFAULT_FILE,
+        include_in_web_ui=False,
+        help="Load Lab scenario parameters (YAML)",
+    )
+    parser.add_argument(
+        "--scenario-params",
+        env_var="LOCUST_SCENARIO_PARAMS",
+        default="",
+        help="Load Lab scenario overrides, e.g. users=50,duration=2m (empty: the scenarios file's values)",
+    )
+
+
+def _on_init(environment, **_kwargs) -> None:
+    """Validate the scenarios file up front and select the headless scenario's shape."""
+    from locust.runners import WorkerRunner
+
+    options = environment.parsed_options
+    if options is None or isinstance(environment.runner, WorkerRunner):
+        return
+    try:
+        load(options.scenarios_file)
+        if options.scenario:
+            if options.scenario not in SCENARIOS:
+                raise ConfigError(f"unknown scenario {options.scenario!r} (valid: {', '.join(SCENARIOS)})")
+            available = (environment.available_shape_classes or {}).values()
+            shapes = {getattr(s, "scenario", None): s for s in available}
+            if options.scenario not in shapes:
+                raise ConfigError(
+                    f"scenario {options.scenario!r} has no shape in the locustfile; import it from lab.shapes"
+                )
+            environment.shape_class = shapes[options.scenario]
+            environment.shape_class.runner = environment.runner
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        sys.exit(1)
+
+
+def register(events) -> None:
+    events.init_command_line_parser.add_listener(_add_arguments)
+    events.init.add_listener(_on_init)

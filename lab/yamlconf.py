@@ -1,0 +1,76 @@
+"""YAML loading that remembers line numbers, so configuration errors can name the line to fix."""
+
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file is wrong: the message names the file, the line and the fix."""
+
+
+class LineDict(dict):
+    """A YAML mapping; `line` is where it starts, `key_lines[key]` where each key is (1-based)."""
+
+    line: int
+    key_lines: dict
+
+
+class LineList(list):
+    """A YAML sequence; `line` is where it starts, `item_lines[i]` where each item is (1-based)."""
+
+    line: int
+    item_lines: list
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _mapping(loader, node):
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise yaml.MarkedYAMLError(problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _sequence(loader, node):
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+
+
+def load(path: str | Path):
+    """Parse a YAML file into LineDict/LineList values; a syntax error becomes a ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror}); check the path") from None
+    return loads(text, str(path))
+
+
+def loads(text: str, source: str):
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else "?"
+        raise ConfigError(f"{source}:{line}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+
+
+def fail(source: str, line: int | None, message: str):
+    raise ConfigError(f"{source}:{line or '?'}: {message}")
