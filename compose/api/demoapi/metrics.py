@@ -1,0 +1,57 @@
+"""Prometheus metrics of the API, named as in docs/architecture.md (job `api`)."""
+
+from collections.abc import Callable, Iterator
+
+from fastapi import FastAPI
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as instrumentator_metrics
+
+# Include the SLO thresholds (docs/architecture.md, "Latency buckets").
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+UNINSTRUMENTED_PATHS = ("/metrics", "/healthz", "/readyz")
+
+CACHE_HITS = Counter("api_cache_hits_total", "Catalog reads answered from Redis.", ["cache"])
+CACHE_MISSES = Counter("api_cache_misses_total", "Catalog reads that had to go to Postgres.", ["cache"])
+CACHE_ERRORS = Counter(
+    "api_cache_errors_total", "Redis calls that failed; the read fell back to Postgres.", ["cache"]
+)
+
+
+class PoolCollector(Collector):
+    """Reads the asyncpg pool at scrape time, so idle periods are reported as they are."""
+
+    def __init__(self, get_pool: Callable[[], object | None]) -> None:
+        self._get_pool = get_pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        pool = self._get_pool()
+        size = pool.get_size() if pool is not None else 0
+        idle = pool.get_idle_size() if pool is not None else 0
+        yield GaugeMetricFamily("api_db_pool_size", "Connections open in the Postgres pool.", value=size)
+        yield GaugeMetricFamily(
+            "api_db_pool_connections_in_use",
+            "Pool connections acquired by a request right now.",
+            value=size - idle,
+        )
+
+
+def instrument(app: FastAPI) -> None:
+    """Add the request metrics (route templates as `handler`, exact status codes) and /metrics."""
+    instrumentator = Instrumentator(
+        should_group_status_codes=False,
+        should_group_untemplated=True,  # unmatched paths count under handler="none"
+        should_instrument_requests_inprogress=True,
+        inprogress_name="http_requests_inprogress",
+        inprogress_labels=True,
+        excluded_handlers=[f"^{path}$" for path in UNINSTRUMENTED_PATHS],
+    )
+    instrumentator.add(instrumentator_metrics.requests())
+    instrumentator.add(instrumentator_metrics.latency(buckets=LATENCY_BUCKETS))
+    instrumentator.instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
+
+
+def register_pool_collector(get_pool: Callable[[], object | None]) -> None:
+    REGISTRY.register(PoolCollector(get_pool))
