@@ -23,7 +23,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lab", description="Load Lab: a Docker Compose lab for load testing.")
+    parser = argparse.ArgumentParser(
+        prog="lab", description="Load Lab: a Docker Compose lab for load testing."
+    )
     parser.add_argument("--version", action="version", version=f"lab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -1,0 +1,45 @@
+# Load Lab. `make lab-up` brings the lab up; `make test` runs the whole test suite.
+# Both set up the Python environment (.venv) first, so they work on a fresh clone.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+WORKERS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install lab-up lab-down lab-status dashboards test lint bench images-offline
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml compose/api/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]' -r compose/api/requirements.txt
+	@touch $@
+
+install: $(BIN)/.installed ## create .venv with the lab, its tests' and the demo API's dependencies
+
+lab-up: install ## bring the lab up (WORKERS=N for N Locust workers) and print its URLs
+	$(BIN)/lab up $(if $(WORKERS),--workers $(WORKERS))
+
+lab-down: install ## stop the lab; data volumes and results stay
+	$(BIN)/lab down
+
+lab-status: install ## each service's health and Prometheus's targets
+	$(BIN)/lab status
+
+dashboards: install ## regenerate grafana/dashboards/*.json from lab/dashboards.py
+	$(BIN)/lab dashboards
+
+test: install ## run the whole test suite (unit, integration, end-to-end on Docker)
+	$(BIN)/python -m pytest
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install ## run the benchmarks and write docs/benchmarks.md
+	$(BIN)/python bench/run.py
+
+images-offline: ## build every image with no container registry (debootstrap base, Debian stand-ins)
+	compose/offline/build.sh

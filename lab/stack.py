@@ -1,0 +1,187 @@
+"""`lab up`, `lab down`, `lab status`, `lab logs`: the compose stack's life, through Compose v2 and the Docker SDK."""
+
+import argparse
+import os
+import subprocess
+import sys
+
+from lab import preflight
+from lab.config import Lab, parse_env_file
+from lab.errors import LabError
+
+WAIT_SECONDS = 300
+
+
+def register(subparsers) -> None:
+    up = subparsers.add_parser("up", help="bring the stack up and wait until it is healthy")
+    up.add_argument("--workers", type=_positive, help="number of Locust workers (default LOCUST_WORKERS, 2)")
+    up.add_argument("--build", action="store_true", help="build the api and locust images first")
+    up.add_argument("--offline", action="store_true", help="use the offline images (same as LAB_OFFLINE=1)")
+    up.set_defaults(func=up_command)
+
+    down = subparsers.add_parser("down", help="stop and remove the stack's containers (data volumes stay)")
+    down.add_argument(
+        "--volumes", action="store_true", help="also delete Prometheus, Grafana and Postgres data"
+    )
+    down.set_defaults(func=down_command)
+
+    status = subparsers.add_parser("status", help="each service's state and health, and Prometheus's targets")
+    status.set_defaults(func=status_command)
+
+    logs = subparsers.add_parser("logs", help="the stack's logs")
+    logs.add_argument("service", nargs="?", help="one service, e.g. api or locust-master")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail", default="200", help="lines per container (default 200)")
+    logs.set_defaults(func=logs_command)
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def up_command(args) -> int:
+    if args.offline:
+        os.environ["LAB_OFFLINE"] = "1"
+    lab = Lab.from_environment()
+    lab.settings()  # a malformed .env is refused before anything starts
+    client = preflight.docker_client()
+    preflight.compose_v2()
+    if lab.ensure_env_file():
+        print(f"wrote {lab.env_file} with generated secrets (keep it private; it is git-ignored)")
+    if lab.offline:
+        _require_offline_images(lab, client)
+    preflight.ports_free(lab, client)
+    _warn_if_exposed(lab)
+    lab.results_dir().mkdir(parents=True, exist_ok=True)
+
+    was_running = bool(_containers(lab, client))
+    command = lab.compose_command(
+        "up", "--detach", "--wait", "--wait-timeout", str(WAIT_SECONDS), "--remove-orphans"
+    )
+    if args.build:
+        command.append("--build")
+    if args.workers:
+        command += ["--scale", f"locust-worker={args.workers}"]
+    if subprocess.run(command).returncode != 0:
+        unhealthy = [
+            c.labels.get("com.docker.compose.service", c.name)
+            for c in _containers(lab, client)
+            if _health(c) not in ("healthy", "running")
+        ]
+        if not was_running:
+            subprocess.run(lab.compose_command("down", "--remove-orphans"), capture_output=True)
+        raise LabError(
+            f"the stack did not become healthy (services: {', '.join(sorted(set(unhealthy))) or 'see above'}): "
+            "check `lab logs SERVICE`, then run `lab up` again"
+            + (" (the half-started stack was removed)" if not was_running else "")
+        )
+    _print_urls(lab)
+    return 0
+
+
+def down_command(args) -> int:
+    lab = Lab.from_environment()
+    preflight.compose_v2()
+    # Every profile, so that containers started under any of them go too.
+    command = lab.compose_command("--profile", "*", "down", "--remove-orphans")
+    if args.volumes:
+        command.append("--volumes")
+    return subprocess.run(command).returncode
+
+
+def status_command(args) -> int:
+    lab = Lab.from_environment()
+    client = preflight.docker_client()
+    containers = _containers(lab, client)
+    if not containers:
+        print(f"the lab ({lab.project}) is not running: start it with `lab up`")
+        return 1
+    ok = True
+    print(f"{'SERVICE':<20} {'CONTAINER':<36} HEALTH")
+    for container in sorted(containers, key=lambda c: c.name):
+        health = _health(container)
+        ok &= health in ("healthy", "running")
+        print(f"{container.labels.get('com.docker.compose.service', '?'):<20} {container.name:<36} {health}")
+    targets = _prometheus_targets(lab)
+    if targets is None:
+        print("\nPrometheus: not reachable at " + lab.url("PROMETHEUS_PORT", "9090"))
+        return 1
+    print(f"\n{'PROMETHEUS JOB':<20} {'TARGET':<36} HEALTH")
+    for target in targets:
+        ok &= target["health"] == "up"
+        error = f" ({target['lastError']})" if target.get("lastError") else ""
+        print(f"{target['labels']['job']:<20} {target['scrapeUrl']:<36} {target['health']}{error}")
+    return 0 if ok else 1
+
+
+def logs_command(args) -> int:
+    lab = Lab.from_environment()
+    command = lab.compose_command("--profile", "*", "logs", "--tail", args.tail)
+    if args.follow:
+        command.append("--follow")
+    if args.service:
+        command.append(args.service)
+    return subprocess.run(command).returncode
+
+
+def _containers(lab: Lab, client) -> list:
+    return client.containers.list(all=True, filters={"label": f"com.docker.compose.project={lab.project}"})
+
+
+def _health(container) -> str:
+    state = container.attrs["State"]
+    return state.get("Health", {}).get("Status") or state["Status"]
+
+
+def _require_offline_images(lab: Lab, client) -> None:
+    from docker.errors import ImageNotFound
+
+    offline = parse_env_file(lab.home / "compose/offline/offline.env")
+    for key, image in offline.items():
+        if key.endswith("_IMAGE"):
+            try:
+                client.images.get(image)
+            except ImageNotFound:
+                raise LabError(
+                    f"offline image {image} is missing: build the offline images with `make images-offline`"
+                ) from None
+
+
+def _warn_if_exposed(lab: Lab) -> None:
+    bind = lab.setting("LAB_BIND", "127.0.0.1")
+    if bind.startswith("127.") or bind in ("localhost", "::1"):
+        return
+    print(
+        f"warning: LAB_BIND={bind} publishes Grafana, Prometheus and the Locust UI beyond this machine. "
+        "The Locust UI and Prometheus have no login: keep this to a trusted network.",
+        file=sys.stderr,
+    )
+
+
+def _prometheus_targets(lab: Lab) -> list | None:
+    import requests
+
+    try:
+        response = requests.get(lab.url("PROMETHEUS_PORT", "9090") + "/api/v1/targets", timeout=5)
+        response.raise_for_status()
+    except requests.RequestException:
+        return None
+    return sorted(response.json()["data"]["activeTargets"], key=lambda t: t["labels"]["job"])
+
+
+def _print_urls(lab: Lab) -> None:
+    profiles = lab.setting("COMPOSE_PROFILES", "")
+    print("\nThe lab is up:")
+    if "grafana" in profiles.split(","):
+        print(
+            f"  Grafana     {lab.url('GRAFANA_PORT', '3000')}  (user admin, password GRAFANA_ADMIN_PASSWORD in {lab.env_file})"
+        )
+    else:
+        print(
+            "  Grafana     not started (the grafana profile is off; the offline stack has no Grafana image)"
+        )
+    print(f"  Locust UI   {lab.url('LOCUST_WEB_PORT', '8089')}")
+    print(f"  Prometheus  {lab.url('PROMETHEUS_PORT', '9090')}")
+    print("Run a scenario with `lab run baseline`; see the state with `lab status`.")

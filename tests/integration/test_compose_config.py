@@ -1,0 +1,106 @@
+"""The compose file as Compose v2 reads it, online and offline: pinned images, healthchecks, safe ports."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab.config import Lab
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = "GRAFANA_ADMIN_PASSWORD=a\nPOSTGRES_PASSWORD=b\nAPI_SECRET_KEY=c\nSEED_USER_PASSWORD=d\n"
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which("docker")
+    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode,
+    reason="needs the docker CLI with Compose v2",
+)
+
+
+def compose_config(tmp_path, offline: bool, extra: str = "") -> dict:
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text() + SECRETS + extra)
+    environ = {"LAB_HOME": str(ROOT), "LAB_ENV_FILE": str(env_file), "LAB_OFFLINE": "1" if offline else "0"}
+    command = Lab.from_environment(environ).compose_command("--profile", "*", "config", "--format", "json")
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/usr/local/bin:/bin", "HOME": str(Path.home())},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["upstream", "offline"])
+def test_every_service_is_pinned_healthchecked_and_restarted(tmp_path, offline):
+    services = compose_config(tmp_path, offline)["services"]
+    assert set(services) == {
+        "api",
+        "postgres",
+        "redis",
+        "postgres-exporter",
+        "redis-exporter",
+        "locust-master",
+        "locust-worker",
+        "prometheus",
+        "grafana",
+    }
+    for name, service in services.items():
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: image {image} is not pinned"
+        assert service.get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+        assert service.get("restart") == "unless-stopped", f"{name}: no restart policy"
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert condition["condition"] == "service_healthy", f"{name} -> {dependency}"
+    if offline:
+        assert services["postgres"]["image"].startswith("loadlab-offline/")
+        assert services["locust-master"]["image"].endswith("-offline")
+    else:
+        assert services["prometheus"]["image"].startswith("prom/prometheus:v3")
+
+
+def test_only_grafana_locust_and_prometheus_are_published_on_loopback(tmp_path):
+    services = compose_config(tmp_path, offline=False)["services"]
+    published = {
+        (name, port["target"], port["host_ip"])
+        for name, service in services.items()
+        for port in service.get("ports", [])
+    }
+    assert published == {
+        ("grafana", 3000, "127.0.0.1"),
+        ("locust-master", 8089, "127.0.0.1"),
+        ("prometheus", 9090, "127.0.0.1"),
+    }
+
+
+def test_lab_bind_moves_every_published_port(tmp_path):
+    services = compose_config(tmp_path, offline=False, extra="LAB_BIND=10.1.2.3\n")["services"]
+    assert {port["host_ip"] for service in services.values() for port in service.get("ports", [])} == {
+        "10.1.2.3"
+    }
+
+
+def test_missing_secrets_are_refused_by_name(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text())
+    command = Lab.from_environment({"LAB_HOME": str(ROOT), "LAB_ENV_FILE": str(env_file)}).compose_command(
+        "config"
+    )
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr and "run `lab up` once to generate .env" in result.stderr
+
+
+def test_prometheus_config_is_valid():
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    result = subprocess.run(
+        [promtool, "check", "config", "--syntax-only", str(ROOT / "prometheus/prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
