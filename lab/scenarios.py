@@ -23,11 +23,24 @@ DEFAULT_FILE = "scenarios.yaml"
 # Kinds of parameter values; each scenario lists the parameters its shape reads.
 INT, FLOAT, DURATION, PHASES = "int", "float", "duration", "phases"
 
-COMMON = {"spawn_rate": FLOAT}
+# Ramps of a fixed length (ramp) spawn at users/ramp; steps and surges at spawn_rate.
 SPECS: dict[str, dict[str, str]] = {
     "baseline": {"users": INT, "ramp": DURATION, "duration": DURATION},
-    "stress": {"users": INT, "steps": INT, "step_duration": DURATION, "duration": DURATION},
-    "spike": {"users": INT, "spike_users": INT, "warmup": DURATION, "surge": DURATION, "recovery": DURATION},
+    "stress": {
+        "users": INT,
+        "steps": INT,
+        "step_duration": DURATION,
+        "duration": DURATION,
+        "spawn_rate": FLOAT,
+    },
+    "spike": {
+        "users": INT,
+        "spike_users": INT,
+        "warmup": DURATION,
+        "surge": DURATION,
+        "recovery": DURATION,
+        "spawn_rate": FLOAT,
+    },
     "soak": {"users": INT, "ramp": DURATION, "duration": DURATION},
     "capacity": {
         "start_users": INT,
@@ -36,6 +49,7 @@ SPECS: dict[str, dict[str, str]] = {
         "step_duration": DURATION,
         "ramp": DURATION,
         "min_growth": FLOAT,
+        "spawn_rate": FLOAT,
     },
     "mixed": {"users": INT, "ramp": DURATION, "duration": DURATION, "phases": PHASES},
 }
@@ -104,7 +118,7 @@ def load(path: str | Path) -> dict[str, dict]:
     defaults = data.get("defaults") or LineDict()
     if not isinstance(defaults, LineDict):
         fail(source, data.key_lines["defaults"], "'defaults' must be a mapping of parameter to value")
-    known = set(COMMON).union(*SPECS.values())
+    known = set().union(*SPECS.values())
     for key in defaults:
         if key not in known:
             known_list = ", ".join(sorted(known))
@@ -120,7 +134,7 @@ def load(path: str | Path) -> dict[str, dict]:
             fail(source, line, f"unknown scenario {name!r} (valid: {', '.join(SCENARIOS)})")
         if not isinstance(body, LineDict):
             fail(source, line, f"scenario {name!r} must be a mapping of parameter to value")
-        spec = {**COMMON, **SPECS[name]}
+        spec = SPECS[name]
         params = {}
         for key in spec:
             if key in body:
@@ -156,7 +170,7 @@ def check(name: str, params: dict, where: str) -> None:
 
 def parse_overrides(name: str, text: str) -> dict:
     """Parameters from "key=value,key=value" for scenario `name` (the phases of `mixed` are file-only)."""
-    spec = {**COMMON, **SPECS[name]}
+    spec = SPECS[name]
     result = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
@@ -243,6 +257,18 @@ def _on_init(environment, **_kwargs) -> None:
         sys.exit(1)
 
 
+def _on_test_start(environment, **_kwargs) -> None:
+    """Record the parameters on the run (lab.runs writes them to run.json and scenario.yaml)."""
+    from lab import runs
+
+    run = runs.current(environment)
+    selected = active(environment)
+    if run is not None and selected is not None:
+        name, params = selected
+        run.parameters = {"scenario": name, **params}
+
+
 def register(events) -> None:
     events.init_command_line_parser.add_listener(_add_arguments)
     events.init.add_listener(_on_init)
+    events.test_start.add_listener(_on_test_start)

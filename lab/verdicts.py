@@ -56,19 +56,24 @@ def _on_test_stop(environment, **_kwargs) -> None:
         return
     run = runs.current(environment)
     objectives = slo.load(environment.parsed_options.slo_file) if environment.parsed_options else []
-    capacity = getattr(run, "capacity", None) if run else None
-    if capacity and capacity.get("window"):
-        # A capacity run is judged at its capacity step: the load the system is promised to carry.
-        window = slo.Window.from_dict(capacity["window"])
+    search = getattr(environment.shape_class, "search", None)
+    capacity = None
+    if search is not None and search.steps:
+        # A capacity run is judged at its capacity step, the load it promises to carry (or at its
+        # first step when even that breached).
+        capacity = {**search.to_dict(), "reason": search.reason or "stopped"}
+        window = search.capacity_window or search.windows[0]
     else:
         started = getattr(run, "started_at", None) or environment.stats.total.start_time
-        window = slo.Window.from_stats(environment.stats, started, time.time())
+        window = slo.Window.between({}, slo.Window.snapshot(environment.stats), time.time() - started)
     verdicts = slo.evaluate(objectives, window)
     for verdict in verdicts:
         logger.info("SLO %s", verdict.describe())
     failed = [v.objective for v in verdicts if v.passed is False]
     if failed:
         logger.error("SLO failed: %s", ", ".join(failed))
+        if environment.parsed_options and environment.parsed_options.headless:
+            environment.process_exit_code = 1
     if run is None:
         return
     run.slo_verdicts = [v for v in verdicts if v.passed is not None]
@@ -85,9 +90,8 @@ def _on_test_stop(environment, **_kwargs) -> None:
         },
     )
     if capacity is not None:
+        run.capacity = capacity
         _write_json(results_dir / "capacity.json", {"run_id": run.run_id, **capacity})
-    if failed and environment.parsed_options and environment.parsed_options.headless:
-        environment.process_exit_code = 1
 
 
 def register(events) -> None:

@@ -1,0 +1,268 @@
+"""Service level objectives as code: the SLO file's model and validation, and their judgement over
+a window of Locust's stats (a whole run, or the steady part of one capacity step).
+
+The file (`slo.yaml`):
+
+    objectives:
+      catalog-p95:                       # the objective's name: the `objective` label of locust_slo_pass
+        metric: latency_p95              # latency_p50/p90/p95/p99, error_ratio or throughput
+        requests: "GET /api/v1/items*"   # request names (glob, optionally "METHOD glob"); default all
+        max: 300ms                       # latency: seconds or 250ms/1s; error_ratio: 0..1
+      throughput:
+        metric: throughput
+        min: 20                          # requests/s over the run
+    soak: {...}                          # drift limits read by `lab report` (see docs)
+"""
+
+import fnmatch
+import re
+from dataclasses import asdict, dataclass, field
+
+from lab.yamlconf import LineDict, LineList, fail
+from lab.yamlconf import load as load_yaml
+
+QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
+METRICS = (*QUANTILES, "error_ratio", "throughput")
+OBJECTIVE_KEYS = ("metric", "requests", "max", "min", "description")
+SOAK_KEYS = (
+    "max_p95_slope_seconds_per_hour",
+    "max_error_ratio_slope_per_hour",
+    "max_api_memory_slope_bytes_per_hour",
+    "max_locust_memory_slope_bytes_per_hour",
+)
+UNITS = {"error_ratio": "ratio", "throughput": "requests/s", **dict.fromkeys(QUANTILES, "seconds")}
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    metric: str
+    requests: tuple[str, ...]  # patterns: "glob" on the request name, or "METHOD glob"
+    bound: str  # "max" or "min"
+    threshold: float  # base units: seconds, a ratio, requests per second
+    line: int = 0
+
+    def matches(self, method: str, name: str) -> bool:
+        for pattern in self.requests:
+            want_method, _, glob = pattern.partition(" ") if " " in pattern else ("", "", pattern)
+            method_ok = not want_method or fnmatch.fnmatchcase(method.upper(), want_method.upper())
+            if method_ok and fnmatch.fnmatchcase(name, glob):
+                return True
+        return False
+
+
+@dataclass
+class Verdict:
+    objective: str
+    metric: str
+    passed: bool | None  # None: no requests matched in the window, nothing to judge
+    value: float | None
+    threshold: float
+    bound: str
+    unit: str
+    requests: int = 0
+
+    def describe(self) -> str:
+        if self.passed is None:
+            return f"{self.objective}: no data (no matching requests)"
+        sign = "<=" if self.bound == "max" else ">="
+        outcome = "pass" if self.passed else "FAIL"
+        return f"{self.objective}: {self.metric} {self.value:.4g} {sign} {self.threshold:g} {self.unit}: {outcome}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _latency(value) -> float:
+    """Seconds from a number of seconds or a string such as 250ms, 0.5s, 1s."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int | float):
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", str(value))
+    if not match:
+        raise ValueError
+    return float(match[1]) / (1000.0 if match[2] == "ms" else 1.0)
+
+
+def parse(data, source: str) -> list[Objective]:
+    """Validate the SLO file's content; the first problem raises ConfigError naming line and key."""
+    if not isinstance(data, LineDict):
+        fail(source, 1, "expected a mapping with 'objectives'")
+    for key in data:
+        if key not in ("objectives", "soak"):
+            fail(source, data.key_lines[key], f"unknown key {key!r} (expected 'objectives' and 'soak')")
+    soak = data.get("soak")
+    if soak is not None:
+        if not isinstance(soak, LineDict):
+            fail(source, data.key_lines["soak"], "'soak' must be a mapping of limit to number")
+        for key, value in soak.items():
+            if key not in SOAK_KEYS:
+                fail(
+                    source,
+                    soak.key_lines[key],
+                    f"soak: unknown key {key!r} (expected one of: {', '.join(SOAK_KEYS)})",
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                fail(source, soak.key_lines[key], f"soak: {key} must be a number of at least 0")
+    objectives = data.get("objectives")
+    if not isinstance(objectives, LineDict) or not objectives:
+        fail(
+            source, data.key_lines.get("objectives", 1), "'objectives' must map objective names to objectives"
+        )
+    result = []
+    for name, body in objectives.items():
+        line = objectives.key_lines[name]
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]+", name):
+            fail(source, line, f"objective name {name!r}: use letters, digits, '_', '-', '.' or ':'")
+        if not isinstance(body, LineDict):
+            fail(source, line, f"objective {name!r} must be a mapping with 'metric' and 'max' or 'min'")
+        result.append(_objective(name, body, source))
+    return result
+
+
+def _objective(name: str, body: LineDict, source: str) -> Objective:
+    for key in body:
+        if key not in OBJECTIVE_KEYS:
+            expected = ", ".join(OBJECTIVE_KEYS)
+            fail(
+                source,
+                body.key_lines[key],
+                f"objective {name!r}: unknown key {key!r} (expected one of: {expected})",
+            )
+    metric = body.get("metric")
+    if metric not in METRICS:
+        line = body.key_lines.get("metric", body.line)
+        fail(source, line, f"objective {name!r}: metric {metric!r} is not one of: {', '.join(METRICS)}")
+    bound = "min" if metric == "throughput" else "max"
+    other = "max" if bound == "min" else "min"
+    if other in body:
+        fail(source, body.key_lines[other], f"objective {name!r}: {metric} takes '{bound}', not '{other}'")
+    if bound not in body:
+        fail(source, body.line, f"objective {name!r}: missing '{bound}' (the threshold of {metric})")
+    raw, line = body[bound], body.key_lines[bound]
+    try:
+        threshold = _latency(raw) if metric in QUANTILES else float(raw)
+        if isinstance(raw, bool) or threshold < 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        kind = {"error_ratio": "a ratio between 0 and 1", "throughput": "requests per second"}
+        fail(
+            source,
+            line,
+            f"objective {name!r}: {bound} {raw!r} is not {kind.get(metric, 'a latency (e.g. 250ms)')}",
+        )
+    if metric == "error_ratio" and threshold > 1:
+        fail(source, line, f"objective {name!r}: max {raw!r} is above 1 (error_ratio is a ratio, 0.01 is 1%)")
+    requests = body.get("requests", "*")
+    patterns = list(requests) if isinstance(requests, LineList) else [requests]
+    if not patterns or not all(isinstance(p, str) and p.strip() for p in patterns):
+        fail(
+            source,
+            body.key_lines["requests"],
+            f"objective {name!r}: requests must be a pattern or a list of them",
+        )
+    return Objective(
+        name, metric, tuple(p.strip() for p in patterns), bound, threshold, body.key_lines.get("metric", 0)
+    )
+
+
+def load(path) -> list[Objective]:
+    return parse(load_yaml(path), str(path))
+
+
+@dataclass
+class Window:
+    """Request counts, failures and response time histograms (ms -> count) per (method, name) over
+    `duration` seconds, as differences of two snapshots of Locust's cumulative stats."""
+
+    duration: float
+    requests: dict = field(default_factory=dict)  # (method, name) -> count
+    failures: dict = field(default_factory=dict)
+    response_times: dict = field(default_factory=dict)  # (method, name) -> {rounded ms: count}
+
+    @staticmethod
+    def snapshot(stats) -> dict:
+        """Locust's cumulative per-request stats now: {(method, name): (requests, failures, histogram)}."""
+        return {
+            (entry.method, entry.name): (entry.num_requests, entry.num_failures, dict(entry.response_times))
+            for entry in stats.entries.values()
+        }
+
+    @classmethod
+    def between(cls, before: dict, after: dict, duration: float) -> "Window":
+        window = cls(duration=duration)
+        for key, (requests, failures, times) in after.items():
+            old_requests, old_failures, old_times = before.get(key, (0, 0, {}))
+            window.requests[key] = requests - old_requests
+            window.failures[key] = failures - old_failures
+            diff = {ms: count - old_times.get(ms, 0) for ms, count in times.items()}
+            window.response_times[key] = {ms: count for ms, count in diff.items() if count > 0}
+        return window
+
+    def select(self, objective: Objective) -> list:
+        return [key for key in self.requests if objective.matches(*key)]
+
+    def describe(self) -> dict:
+        total = sum(self.requests.values())
+        return {
+            "duration_seconds": round(self.duration, 3),
+            "requests": total,
+            "failures": sum(self.failures.values()),
+            "requests_per_second": total / self.duration if self.duration > 0 else 0.0,
+        }
+
+
+def quantile_seconds(histogram: dict, quantile: float) -> float | None:
+    """The response time (seconds) at `quantile`, computed as Locust computes its percentiles."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = int(total * quantile)
+    at_or_above = 0
+    for ms in sorted(histogram, reverse=True):
+        at_or_above += histogram[ms]
+        if total - at_or_above <= rank:
+            return ms / 1000.0
+    return 0.0
+
+
+def measure(objective: Objective, window: Window) -> tuple[float | None, int]:
+    """The objective's metric over the window, and the number of requests it is based on."""
+    keys = window.select(objective)
+    requests = sum(window.requests[k] for k in keys)
+    if objective.metric == "throughput":
+        return (requests / window.duration if window.duration > 0 else 0.0), requests
+    if requests == 0:
+        return None, 0
+    if objective.metric == "error_ratio":
+        return sum(window.failures[k] for k in keys) / requests, requests
+    merged: dict = {}
+    for key in keys:
+        for ms, count in window.response_times[key].items():
+            merged[ms] = merged.get(ms, 0) + count
+    return quantile_seconds(merged, QUANTILES[objective.metric]), requests
+
+
+def judge(objective: Objective, window: Window) -> Verdict:
+    value, requests = measure(objective, window)
+    if value is None:
+        passed = None
+    elif objective.bound == "max":
+        passed = value <= objective.threshold
+    else:
+        passed = value >= objective.threshold
+    return Verdict(
+        objective.name,
+        objective.metric,
+        passed,
+        value,
+        objective.threshold,
+        objective.bound,
+        UNITS[objective.metric],
+        requests,
+    )
+
+
+def evaluate(objectives: list[Objective], window: Window) -> list[Verdict]:
+    return [judge(objective, window) for objective in objectives]

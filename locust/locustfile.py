@@ -1,0 +1,164 @@
+"""User classes for the demo API, and the lab's load shapes (for the class picker and `lab run`).
+
+The mix by users is 6:3:1: catalog readers, account users who log in, shoppers who place orders,
+which gives roughly 60% reads, 30% auth and 10% writes. Requests to URLs with ids are grouped under
+one name (/api/v1/items/[id]) so stats, exporter series and SLOs are per endpoint, not per id.
+Tags select parts of the workload: `--tags read`, `--tags auth`, `--tags write`.
+
+Test data comes from the seeder: items 1..SEED_ITEMS, users user{i}@loadlab.test for i in
+1..SEED_USERS with the password SEED_USER_PASSWORD (the lab passes them to the Locust containers).
+"""
+
+import logging
+import os
+import random
+
+from lab.shapes import Baseline, Capacity, Mixed, Soak, Spike, Stress  # noqa: F401 - the class picker lists them
+from locust import FastHttpUser, between, tag, task
+
+SEED_ITEMS = int(os.environ.get("SEED_ITEMS", "10000"))
+SEED_USERS = int(os.environ.get("SEED_USERS", "200"))
+SEED_USER_PASSWORD = os.environ.get("SEED_USER_PASSWORD", "")
+PER_PAGE = 20
+if not SEED_USER_PASSWORD:
+    logging.getLogger(__name__).warning(
+        "SEED_USER_PASSWORD is not set: logins will fail (the lab passes the seeded users' password from .env)"
+    )
+
+# Categories learnt from catalog pages, shared by the users of this process.
+categories: set[str] = set()
+
+
+def random_item_id() -> int:
+    return random.randint(1, SEED_ITEMS)
+
+
+def seeded_credentials() -> dict:
+    return {"email": f"user{random.randint(1, SEED_USERS)}@loadlab.test", "password": SEED_USER_PASSWORD}
+
+
+class ApiUser(FastHttpUser):
+    abstract = True
+    token = ""
+
+    def login(self) -> bool:
+        with self.client.post(
+            "/api/v1/auth/login", json=seeded_credentials(), name="/api/v1/auth/login", catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"login: HTTP {response.status_code}")
+                self.token = ""
+                return False
+            self.token = response.json()["access_token"]
+            return True
+
+    @property
+    def auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def view_page(self, category: str | None = None) -> None:
+        params = f"?page={random.randint(1, max(1, SEED_ITEMS // PER_PAGE // 10))}&per_page={PER_PAGE}"
+        name = "/api/v1/items?page"
+        if category:
+            params += f"&category={category}"
+            name = "/api/v1/items?category"
+        with self.client.get(f"/api/v1/items{params}", name=name, catch_response=True) as response:
+            if response.status_code == 200:
+                categories.update(item["category"] for item in response.json()["items"])
+                response.success()
+            else:
+                response.failure(f"items: HTTP {response.status_code}")
+
+    def view_item(self) -> None:
+        self.client.get(f"/api/v1/items/{random_item_id()}", name="/api/v1/items/[id]")
+
+
+class CatalogBrowser(ApiUser):
+    """Reads: pages of the catalog, a category, single items. Most of the traffic."""
+
+    weight = 6
+    wait_time = between(1, 3)
+
+    @tag("read", "catalog")
+    @task(3)
+    def browse(self) -> None:
+        self.view_page()
+
+    @tag("read", "catalog")
+    @task(2)
+    def browse_category(self) -> None:
+        if categories:
+            self.view_page(random.choice(sorted(categories)))
+        else:
+            self.view_page()
+
+    @tag("read", "catalog")
+    @task(5)
+    def item(self) -> None:
+        self.view_item()
+
+
+class AccountUser(ApiUser):
+    """Auth: logs in (password hashing is the API's most CPU-hungry path) and checks its account."""
+
+    weight = 3
+    wait_time = between(2, 5)
+
+    @tag("auth")
+    @task(2)
+    def log_in(self) -> None:
+        self.login()
+
+    @tag("auth")
+    @task(3)
+    def me(self) -> None:
+        if not self.token and not self.login():
+            return
+        self.client.get("/api/v1/auth/me", headers=self.auth, name="/api/v1/auth/me")
+
+
+class Shopper(ApiUser):
+    """Writes: logs in once, looks at items, places orders and reads them back."""
+
+    weight = 1
+    wait_time = between(2, 5)
+
+    def on_start(self) -> None:
+        self.orders: list[int] = []
+        self.login()
+
+    @tag("read", "catalog")
+    @task(2)
+    def item(self) -> None:
+        self.view_item()
+
+    @tag("write", "orders")
+    @task(2)
+    def order(self) -> None:
+        if not self.token and not self.login():
+            return
+        lines = [
+            {"item_id": random_item_id(), "quantity": random.randint(1, 3)}
+            for _ in range(random.randint(1, 3))
+        ]
+        with self.client.post(
+            "/api/v1/orders",
+            json={"lines": lines},
+            headers=self.auth,
+            name="/api/v1/orders",
+            catch_response=True,
+        ) as response:
+            if response.status_code == 201:
+                self.orders.append(response.json()["id"])
+                del self.orders[:-20]
+            elif response.status_code == 409:
+                response.success()  # out of stock: a correct answer of the API, not an error
+            else:
+                response.failure(f"order: HTTP {response.status_code}")
+
+    @tag("read", "orders")
+    @task(1)
+    def view_order(self) -> None:
+        if self.orders:
+            order_id = random.choice(self.orders)
+            self.client.get(f"/api/v1/orders/{order_id}", headers=self.auth, name="/api/v1/orders/[id]")
