@@ -1,0 +1,430 @@
+"""`lab report [RUN_ID]`: the stakeholder report of a run, as report.html and report.json.
+
+Three layers: `fetch` runs the PromQL queries of `queries` against Prometheus (the only I/O
+besides the results folder); `build` turns their raw results into the report's figures (pure,
+unit-tested on fixed responses); `lab.report_plots` and `lab.report_html` draw and write them.
+"""
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab import analysis
+from lab.errors import LabError
+from lab.prometheus import Prometheus, default_url, label_value
+
+QUANTILES = (0.5, 0.95, 0.99)
+PERCENTILE_METHOD = (
+    "Percentiles are estimated from the locust_request_duration_seconds histogram "
+    "(bucket upper bounds in ms: {bounds}) by linear interpolation inside the bucket that holds the rank, as Prometheus's histogram_quantile "
+    "does: whole-run figures from the run's final cumulative bucket counts (the counters of a run id "
+    "start at 0), figures over time from the bucket rates over {rate_window}. A histogram percentile "
+    "is exact to within the bucket that holds it."
+)
+# A run's last samples are scraped up to one scrape interval after it ends: read a little past the end.
+END_SLACK_SECONDS = 30.0
+# The capacity search's knee rule when capacity.json does not say (scenarios.yaml's default).
+DEFAULT_MIN_GROWTH = 0.25
+# Used for the limits the SLO file's `soak:` section does not set (keys as in lab.slo.SOAK_KEYS).
+SOAK_DEFAULTS = {
+    "max_p95_slope_seconds_per_hour": 0.05,
+    "max_error_ratio_slope_per_hour": 0.005,
+    "max_api_memory_slope_bytes_per_hour": 50 * 2**20,
+    "max_locust_memory_slope_bytes_per_hour": 50 * 2**20,
+}
+
+
+@dataclass
+class Run:
+    run_id: str
+    scenario: str
+    host: str
+    started_at: float
+    ended_at: float | None
+    workers_lost: list
+    folder: Path
+
+    @property
+    def end(self) -> float:
+        """The end of the window to read: the recorded end, or now for a run still going."""
+        return self.ended_at if self.ended_at is not None else time.time()
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write results/<run_id>/report.html and report.json for a run",
+        description="Read a run's window from Prometheus and its results folder and write "
+        "report.html (self-contained, plots embedded) and report.json.",
+    )
+    parser.add_argument("run_id", nargs="?", help="the run to report (default: the latest run)")
+    add_source_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def add_source_arguments(parser) -> None:
+    """--prometheus, --results and --slo: shared with `lab compare`."""
+    parser.add_argument("--prometheus", default=default_url(), help="Prometheus URL (env PROMETHEUS_URL)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path(os.environ.get("LAB_RESULTS_DIR", "results")),
+        help="results folder (env LAB_RESULTS_DIR, default ./results)",
+    )
+    parser.add_argument(
+        "--slo",
+        type=Path,
+        default=Path(os.environ.get("LAB_SLO_FILE", "locust/slo.yaml")),
+        help="SLO file with the capacity criteria and soak thresholds (env LAB_SLO_FILE)",
+    )
+
+
+def main(args) -> int:
+    from lab import report_html, report_plots
+
+    run = load_run(args.results, args.run_id)
+    report = build(run, fetch(Prometheus(args.prometheus), run), read_extras(run), load_thresholds(args.slo))
+    html = report_html.render(report, report_plots.draw(report))
+    (run.folder / "report.html").write_text(html)
+    (run.folder / "report.json").write_text(json.dumps(strip_series(report), indent=2) + "\n")
+    print(f"wrote {run.folder / 'report.html'} and report.json")
+    return 0
+
+
+def load_run(results: Path, run_id: str | None) -> Run:
+    """The run's identity from results/<run_id>/run.json; the latest run when no id is given."""
+    if run_id is None:
+        runs = sorted(p.parent.name for p in results.glob("*/run.json"))
+        if not runs:
+            raise LabError(f"no runs in {results}/: start one with `lab run SCENARIO` or pass --results DIR")
+        run_id = runs[-1]
+    path = results / run_id / "run.json"
+    if not path.is_file():
+        raise LabError(f"unknown run id {run_id!r}: no {path}; `ls {results}` lists the runs")
+    try:
+        data = json.loads(path.read_text())
+        return Run(
+            run_id=data["run_id"],
+            scenario=data.get("scenario") or "",
+            host=data.get("host") or "",
+            started_at=float(data["start"]),
+            ended_at=None if data.get("end") is None else float(data["end"]),
+            workers_lost=list(data.get("workers_lost") or []),
+            folder=path.parent,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"{path} is not a valid run record ({type(exc).__name__}: {exc})") from None
+
+
+def read_extras(run: Run) -> dict:
+    """slo.json and capacity.json of the run, when lab.verdicts wrote them."""
+    extras = {}
+    for name in ("slo", "capacity"):
+        path = run.folder / f"{name}.json"
+        if path.is_file():
+            try:
+                extras[name] = json.loads(path.read_text())
+            except ValueError as exc:
+                raise LabError(f"{path} is not valid JSON ({exc}); delete it or rerun the run") from None
+    return extras
+
+
+def load_thresholds(path: Path) -> dict:
+    """The SLO file's objectives (the capacity criteria) and soak limits, defaults for limits it lacks."""
+    from lab import slo, yamlconf
+
+    thresholds = {"objectives": [], "soak": dict(SOAK_DEFAULTS), "source": "built-in defaults"}
+    if not path.is_file():
+        return thresholds
+    try:
+        data = yamlconf.load(path)
+        thresholds["objectives"] = slo.parse(data, str(path))
+    except yamlconf.ConfigError as exc:
+        raise LabError(str(exc)) from None
+    soak = data.get("soak") or {}
+    thresholds["soak"].update({key: float(value) for key, value in soak.items()})
+    unset = [key for key in SOAK_DEFAULTS if key not in soak]
+    thresholds["source"] = str(path) + (f", built-in defaults for {', '.join(unset)}" if unset else "")
+    return thresholds
+
+
+def rate_window(duration: float) -> float:
+    """The rate() range: long enough for several scrapes, short enough to show a one-minute run."""
+    return max(30.0, round(duration / 60.0) * 5.0)
+
+
+def range_step(duration: float) -> float:
+    return max(5.0, math.ceil(duration / 300.0))
+
+
+def queries(run: Run) -> dict[str, tuple[str, str]]:
+    """name -> (kind, PromQL); kind "final" is an instant query at the run's end, "range" a range query."""
+    sel = "{run_id=" + label_value(run.run_id) + "}"
+    whole = f"[{int(run.end - run.started_at + 2 * END_SLACK_SECONDS)}s]"
+    rw = f"[{int(rate_window(run.end - run.started_at))}s]"
+    # Counters of a run start at 0, so their highest value in the window is the whole run's count.
+    final = {
+        "buckets": f"sum by (method, name, le) (max_over_time(locust_request_duration_seconds_bucket{sel}{whole}))",
+        "requests": f"sum by (method, name) (max_over_time(locust_requests_total{sel}{whole}))",
+        "failures": f"sum by (method, name) (max_over_time(locust_request_failures_total{sel}{whole}))",
+        "errors": f"sum by (method, name, error) (max_over_time(locust_errors_total{sel}{whole}))",
+    }
+    over_time = {
+        "users": f"sum(locust_users{sel})",
+        "rps": f"sum(rate(locust_requests_total{sel}{rw}))",
+        "failures_rate": f"sum(rate(locust_request_failures_total{sel}{rw}))",
+        "latency_buckets": f"sum by (le) (rate(locust_request_duration_seconds_bucket{sel}{rw}))",
+        # Cumulative counts, to take differences over capacity steps' windows.
+        "cumulative_buckets": f"sum by (le) (locust_request_duration_seconds_bucket{sel})",
+        "cumulative_requests": f"sum(locust_requests_total{sel})",
+        "cumulative_failures": f"sum(locust_request_failures_total{sel})",
+        "api_latency_buckets": f"sum by (le) (rate(http_request_duration_seconds_bucket{{job='api'}}{rw}))",
+        "api_rps": f"sum(rate(http_requests_total{{job='api'}}{rw}))",
+        "api_5xx_rate": f"sum(rate(http_requests_total{{job='api', status=~'5..'}}{rw}))",
+        "api_rss": "sum(process_resident_memory_bytes{job='api'})",
+        "locust_rss": "sum(process_resident_memory_bytes{job='locust'})",
+        "pg_xact_rate": f"sum(rate(pg_stat_database_xact_commit{rw}))",
+        "pg_connections": "sum(pg_stat_activity_count)",
+        "redis_commands_rate": f"sum(rate(redis_commands_processed_total{rw}))",
+        "redis_memory": "sum(redis_memory_used_bytes)",
+    }
+    return {**{k: ("final", q) for k, q in final.items()}, **{k: ("range", q) for k, q in over_time.items()}}
+
+
+def fetch(prom: Prometheus, run: Run, kinds: tuple[str, ...] = ("final", "range")) -> dict[str, list]:
+    """The raw `result` of every query of the given kinds in `queries`, keyed by name."""
+    step = range_step(run.end - run.started_at)
+    results = {}
+    for name, (kind, promql) in queries(run).items():
+        if kind not in kinds:
+            continue
+        if kind == "final":
+            results[name] = prom.query(promql, time=run.end + END_SLACK_SECONDS)
+        else:
+            results[name] = prom.query_range(promql, run.started_at, run.end, step)
+    return results
+
+
+def series(result: list) -> list[tuple[float, float]]:
+    """The points of a single-series matrix (a `sum(...)`), NaN and missing as empty."""
+    if not result:
+        return []
+    return [(float(t), float(v)) for t, v in result[0]["values"] if not math.isnan(float(v))]
+
+
+def endpoint_key(metric: dict) -> str:
+    return f"{metric.get('method', '')} {metric.get('name', '')}".strip()
+
+
+def run_figures(run: Run, data: dict[str, list]) -> dict:
+    """Whole-run figures from the "final" queries: {"overall": {...}, "GET /items": {...}, ...}."""
+    requests = {endpoint_key(s["metric"]): float(s["value"][1]) for s in data["requests"]}
+    if not requests or sum(requests.values()) == 0:
+        raise LabError(
+            f"run {run.run_id} has no Locust samples in Prometheus between "
+            f"{_utc(run.started_at)} and {_utc(run.end)}: was job 'locust' scraped during the run?"
+        )
+    failures = {endpoint_key(s["metric"]): float(s["value"][1]) for s in data["failures"]}
+    grouped = analysis.group_buckets(data["buckets"], ("method", "name"))
+    buckets = {" ".join(key).strip(): hist for key, hist in grouped.items()}
+    duration = max(run.end - run.started_at, 1e-9)
+
+    def figures(count: float, failed: float, hist: dict) -> dict:
+        return {
+            "requests": int(round(count)),
+            "failures": int(round(failed)),
+            "requests_per_second": count / duration,
+            "error_ratio": failed / count if count else 0.0,
+            **{f"p{round(q * 100)}_seconds": analysis.histogram_quantile(q, hist) for q in QUANTILES},
+        }
+
+    overall_hist: dict[float, float] = {}
+    for hist in buckets.values():
+        for le, count in hist.items():
+            overall_hist[le] = overall_hist.get(le, 0.0) + count
+    return {
+        "overall": figures(sum(requests.values()), sum(failures.values()), overall_hist),
+        **{
+            key: figures(n, failures.get(key, 0.0), buckets.get(key, {}))
+            for key, n in sorted(requests.items())
+        },
+    }
+
+
+def build(run: Run, data: dict[str, list], extras: dict, thresholds: dict) -> dict:
+    """The report's figures (what report.json holds) plus the time series the plots need."""
+    endpoints = run_figures(run, data)
+    overall = endpoints.pop("overall")
+    duration = run.end - run.started_at
+    bounds = sorted({analysis.parse_le(s["metric"]["le"]) for s in data["buckets"]} - {analysis.INF})
+    users = series(data["users"])
+    rps = series(data["rps"])
+    failures_rate = dict(series(data["failures_rate"]))
+    over_time = {
+        "users": users,
+        "rps": rps,
+        "error_ratio": [(t, failures_rate.get(t, 0.0) / v if v else None) for t, v in rps],
+        "latency": analysis.bucket_series_quantiles(data["latency_buckets"], QUANTILES),
+        "api_latency": analysis.bucket_series_quantiles(data["api_latency_buckets"], QUANTILES),
+        **{
+            name: series(data[name])
+            for name in (
+                "api_rps",
+                "api_5xx_rate",
+                "api_rss",
+                "locust_rss",
+                "pg_xact_rate",
+                "pg_connections",
+                "redis_commands_rate",
+                "redis_memory",
+            )
+        },
+    }
+    report = {
+        "run": {
+            "run_id": run.run_id,
+            "scenario": run.scenario,
+            "host": run.host,
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "duration_seconds": run.end - run.started_at,
+            "workers_lost": run.workers_lost,
+        },
+        "summary": {**overall, "peak_users": max((v for _, v in users), default=0)},
+        "endpoints": endpoints,
+        "errors": sorted(
+            (
+                {
+                    "endpoint": endpoint_key(s["metric"]),
+                    "error": s["metric"].get("error", ""),
+                    "count": int(float(s["value"][1])),
+                }
+                for s in data["errors"]
+                if float(s["value"][1]) > 0
+            ),
+            key=lambda e: -e["count"],
+        ),
+        "slo": extras["slo"]["objectives"] if "slo" in extras else None,
+        "capacity": capacity_section(extras["capacity"], thresholds["objectives"], data)
+        if "capacity" in extras
+        else None,
+        "soak": soak_section(over_time, thresholds) if "soak" in run.scenario else None,
+        "percentile_method": PERCENTILE_METHOD.format(
+            bounds=", ".join(f"{b * 1000:g}" for b in bounds),
+            rate_window=f"{rate_window(duration):g} s windows",
+        ),
+        "series": over_time,
+    }
+    return report
+
+
+def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) -> dict:
+    """capacity.json's search with each step's p95 and error ratio over its steady window, the knee,
+    and the sentence a stakeholder can repeat."""
+    requests, failures = series(data["cumulative_requests"]), series(data["cumulative_failures"])
+    steps = []
+    for step in capacity.get("steps") or []:
+        start, end = step["started_at"], step["ended_at"]
+        count = analysis.value_at(requests, end) - analysis.value_at(requests, start)
+        failed = analysis.value_at(failures, end) - analysis.value_at(failures, start)
+        histogram = analysis.window_histogram(data["cumulative_buckets"], start, end)
+        steps.append(
+            {
+                "users": step["users"],
+                "requests_per_second": step["requests_per_second"],
+                "p95_seconds": analysis.histogram_quantile(0.95, histogram),
+                "error_ratio": failed / count if count else None,
+                "passed": step["passed"],
+                "breached": step.get("breached", []),
+                "started_at": start,
+                "ended_at": end,
+            }
+        )
+    min_growth = capacity.get("min_growth", DEFAULT_MIN_GROWTH)
+    knee = analysis.find_knee(steps, min_growth)
+    users, rps = capacity.get("users"), capacity.get("requests_per_second")
+    criteria = criteria_text([o for o in objectives if o.metric != "throughput"])
+    if users is None:
+        first = steps[0]["users"] if steps else "?"
+        sentence = f"{criteria}, the API did not sustain even the first step ({first} users) on this stack."
+    else:
+        sentence = f"{criteria}, the API sustains {users:g} users at {rps:.0f} requests/s on this stack."
+    p95 = [o.threshold for o in objectives if o.metric == "latency_p95" and o.requests == ("*",)]
+    return {
+        "steps": steps,
+        "min_growth": min_growth,
+        "knee": None
+        if knee is None
+        else {"users": steps[knee]["users"], "requests_per_second": steps[knee]["requests_per_second"]},
+        "users": users,
+        "requests_per_second": rps,
+        "stopped_by": capacity.get("reason"),
+        "p95_limit_seconds": p95[0] if p95 else None,
+        "sentence": sentence,
+    }
+
+
+def criteria_text(objectives: list) -> str:
+    """ "At p95 under 500 ms and errors under 1%": the SLO objectives a capacity step must meet."""
+    parts = []
+    for o in objectives:
+        if o.metric == "error_ratio":
+            text = f"errors under {o.threshold * 100:g}%"
+        elif o.metric == "throughput":
+            text = f"at least {o.threshold:g} requests/s"
+        else:
+            limit = f"{o.threshold:g} s" if o.threshold >= 1 else f"{o.threshold * 1000:g} ms"
+            text = f"{o.metric.removeprefix('latency_')} under {limit}"
+        parts.append(text if o.requests == ("*",) else f"{text} for {', '.join(o.requests)}")
+    if not parts:
+        return "Within the objectives the run was judged by"
+    return "At " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+
+
+SOAK_CHECKS = (
+    # (name, series in over_time, threshold key, unit)
+    ("p95 latency", "p95", "max_p95_slope_seconds_per_hour", "s/h"),
+    ("error ratio", "error_ratio", "max_error_ratio_slope_per_hour", "/h"),
+    ("API resident memory", "api_rss", "max_api_memory_slope_bytes_per_hour", "B/h"),
+    ("Locust master resident memory", "locust_rss", "max_locust_memory_slope_bytes_per_hour", "B/h"),
+)
+
+
+def soak_section(over_time: dict, thresholds: dict) -> dict:
+    """Drift over the steady part (the run at its peak user count): least-squares slopes per hour."""
+    window = analysis.steady_window(over_time["users"])
+    checks = []
+    for label, key, limit_key, unit in SOAK_CHECKS:
+        points = over_time["latency"][0.95] if key == "p95" else over_time[key]
+        inside = [(t, v) for t, v in points if window and window[0] <= t <= window[1]]
+        slope = analysis.slope_per_hour(inside)
+        limit = thresholds["soak"][limit_key]
+        checks.append(
+            {
+                "check": label,
+                "slope_per_hour": slope,
+                "max_slope_per_hour": limit,
+                "unit": unit,
+                "points": len(inside),
+                # Without data, no drift can be claimed absent: a missing series fails the check.
+                "passed": slope is not None and slope <= limit,
+            }
+        )
+    return {
+        "window": list(window) if window else None,
+        "checks": checks,
+        "verdict": "PASS" if all(c["passed"] for c in checks) else "FAIL",
+        "thresholds_source": thresholds["source"],
+    }
+
+
+def strip_series(report: dict) -> dict:
+    """report.json holds the figures, not the plotted time series."""
+    return {k: v for k, v in report.items() if k != "series"}
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -1,0 +1,217 @@
+"""The report's plots: matplotlib (Agg) figures returned as base64 PNG, ready to embed in HTML."""
+
+import base64
+import io
+from datetime import UTC, datetime
+
+MS = 1000.0
+MIB = 2.0**20
+COLORS = {"p50": "#2b8a3e", "p95": "#e67700", "p99": "#c92a2a", "a": "#1c7ed6", "b": "#7048e8"}
+
+
+def draw(report: dict) -> list[dict]:
+    """[{"id", "title", "png"}] for the report: timelines always, capacity and soak when they apply."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plots = [
+        {"id": "client", "title": "Load and client-side results over time", "png": _client(report)},
+        {"id": "server", "title": "Server side over the same time axis", "png": _server(report)},
+    ]
+    if report.get("capacity") and report["capacity"]["steps"]:
+        plots.append(
+            {"id": "capacity", "title": "Capacity: throughput and p95 per step", "png": _capacity(report)}
+        )
+    if report.get("soak"):
+        plots.append({"id": "soak", "title": "Soak: drift over the steady part", "png": _soak(report)})
+    return plots
+
+
+def _times(points):
+    return [datetime.fromtimestamp(t, UTC) for t, _ in points]
+
+
+def _line(ax, points, label, color, scale=1.0, style="-"):
+    kept = [(t, v) for t, v in points if v is not None]
+    ax.plot(_times(kept), [v * scale for _, v in kept], style, label=label, color=color, linewidth=1.5)
+    return bool(kept)
+
+
+def _frame(ax, report, ylabel, has_data):
+    import matplotlib.dates as mdates
+
+    run = report["run"]
+    start = datetime.fromtimestamp(run["started_at"], UTC)
+    end = datetime.fromtimestamp(run["started_at"] + run["duration_seconds"], UTC)
+    ax.set_xlim(start, end)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
+    if not has_data:
+        ax.text(
+            0.5, 0.5, "no data in this window", transform=ax.transAxes, ha="center", va="center", color="gray"
+        )
+
+
+def _twin(ax, points, label, color, scale=1.0):
+    other = ax.twinx()
+    drawn = _line(other, points, label, color, scale, "--")
+    other.set_ylabel(label, color=color)
+    other.set_ylim(bottom=0)
+    return other, drawn
+
+
+def _legend(*axes):
+    handles, labels = [], []
+    for ax in axes:
+        h, lab = ax.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    if handles:
+        axes[0].legend(handles, labels, loc="upper left", fontsize=8)
+
+
+def _percentiles(ax, quantiles):
+    drawn = False
+    for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+        drawn |= _line(ax, quantiles.get(q, []), name, COLORS[name], MS)
+    ax.set_ylim(bottom=0)
+    return drawn
+
+
+def _client(report):
+    import matplotlib.pyplot as plt
+
+    s = report["series"]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True)
+    drawn = _line(axes[0], s["users"], "users", COLORS["a"])
+    axes[0].set_ylim(bottom=0)
+    other, more = _twin(axes[0], s["rps"], "requests/s", COLORS["b"])
+    _frame(axes[0], report, "users", drawn or more)
+    _legend(axes[0], other)
+    axes[0].set_title("Users and requests/s")
+
+    _frame(axes[1], report, "latency (ms)", _percentiles(axes[1], s["latency"]))
+    _legend(axes[1])
+    axes[1].set_title("Request latency percentiles (from the Locust histogram)")
+
+    drawn = _line(axes[2], s["error_ratio"], "error ratio (%)", COLORS["p99"], 100.0)
+    axes[2].set_ylim(bottom=0)
+    _frame(axes[2], report, "errors (%)", drawn)
+    _legend(axes[2])
+    axes[2].set_title("Failed requests")
+    axes[2].set_xlabel("time (UTC)")
+    return _png(fig)
+
+
+def _server(report):
+    import matplotlib.pyplot as plt
+
+    s = report["series"]
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True)
+    drawn = _percentiles(axes[0], s["api_latency"])
+    other, more = _twin(axes[0], s["api_rps"], "API requests/s", COLORS["b"])
+    _line(other, s["api_5xx_rate"], "API 5xx/s", "black", 1.0, ":")
+    _frame(axes[0], report, "API latency (ms)", drawn or more)
+    _legend(axes[0], other)
+    axes[0].set_title("API (job api): latency percentiles and throughput")
+
+    drawn = _line(axes[1], s["pg_xact_rate"], "commits/s", COLORS["a"])
+    axes[1].set_ylim(bottom=0)
+    other, more = _twin(axes[1], s["pg_connections"], "connections", COLORS["p95"])
+    _frame(axes[1], report, "commits/s", drawn or more)
+    _legend(axes[1], other)
+    axes[1].set_title("Postgres: transactions and connections")
+
+    drawn = _line(axes[2], s["redis_commands_rate"], "commands/s", COLORS["a"])
+    axes[2].set_ylim(bottom=0)
+    other, more = _twin(axes[2], s["redis_memory"], "memory (MiB)", COLORS["p95"], 1 / MIB)
+    _frame(axes[2], report, "commands/s", drawn or more)
+    _legend(axes[2], other)
+    axes[2].set_title("Redis: commands and memory")
+    axes[2].set_xlabel("time (UTC)")
+    return _png(fig)
+
+
+def _capacity(report):
+    import matplotlib.pyplot as plt
+
+    cap = report["capacity"]
+    steps = sorted(cap["steps"], key=lambda s: s["users"])
+    users = [s["users"] for s in steps]
+    fig, ax = plt.subplots(figsize=(11, 5))
+    ax.plot(users, [s["requests_per_second"] for s in steps], "o-", color=COLORS["b"], label="requests/s")
+    ax.set_xlabel("users")
+    ax.set_ylabel("requests/s", color=COLORS["b"])
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    other = ax.twinx()
+    p95 = [(u, s.get("p95_seconds")) for u, s in zip(users, steps, strict=True)]
+    other.plot(
+        [u for u, v in p95 if v is not None],
+        [v * MS for _, v in p95 if v is not None],
+        "s--",
+        color=COLORS["p95"],
+        label="p95 (ms)",
+    )
+    if cap["p95_limit_seconds"] is not None:
+        limit = cap["p95_limit_seconds"] * MS
+        other.axhline(limit, color=COLORS["p95"], alpha=0.5, linestyle=":", label=f"p95 limit {limit:g} ms")
+    other.set_ylabel("p95 (ms)", color=COLORS["p95"])
+    other.set_ylim(bottom=0)
+    for s in steps:
+        if not s.get("passed"):
+            ax.plot([s["users"]], [s["requests_per_second"]], "x", color="red", markersize=12)
+    if cap["users"] is not None:
+        ax.axvline(cap["users"], color=COLORS["p50"], linewidth=2, label=f"capacity: {cap['users']:g} users")
+    if cap["knee"]:
+        ax.axvline(
+            cap["knee"]["users"], color="gray", linestyle="--", label=f"knee: {cap['knee']['users']:g} users"
+        )
+    _legend(ax, other)
+    ax.set_title("Requests/s and p95 against users (red x: step failed its criteria)")
+    return _png(fig)
+
+
+def _soak(report):
+    import matplotlib.pyplot as plt
+
+    soak, s = report["soak"], report["series"]
+    window = soak["window"]
+    panels = (
+        ("p95 latency (ms)", s["latency"].get(0.95, []), MS),
+        ("error ratio (%)", s["error_ratio"], 100.0),
+        ("API RSS (MiB)", s["api_rss"], 1 / MIB),
+        ("Locust master RSS (MiB)", s["locust_rss"], 1 / MIB),
+    )
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    for ax, (label, points, scale), check in zip(axes.flat, panels, soak["checks"], strict=True):
+        drawn = _line(ax, points, label, COLORS["a"], scale)
+        if window and check["slope_per_hour"] is not None:
+            inside = [(t, v) for t, v in points if v is not None and window[0] <= t <= window[1]]
+            mean_t = sum(t for t, _ in inside) / len(inside)
+            mean_v = sum(v for _, v in inside) / len(inside)
+            fit = [(t, mean_v + check["slope_per_hour"] * (t - mean_t) / 3600.0) for t in window]
+            _line(
+                ax,
+                fit,
+                "least-squares fit",
+                COLORS["p99"] if not check["passed"] else COLORS["p50"],
+                scale,
+                "--",
+            )
+        _frame(ax, report, label, drawn)
+        ax.set_title(f"{check['check']}: {'PASS' if check['passed'] else 'FAIL'}", fontsize=10)
+        ax.tick_params(axis="x", labelrotation=30)
+    fig.suptitle("Steady part (at peak users) and the fitted trend")
+    return _png(fig)
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

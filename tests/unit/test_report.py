@@ -1,0 +1,433 @@
+"""`lab report` on fixed Prometheus responses: figures, report.json, and an HTML page that embeds its plots.
+
+The Prometheus client is tested against a real HTTP server on loopback that answers fixed bodies.
+"""
+
+import base64
+import json
+import socket
+import threading
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from lab import report, report_html, report_plots
+from lab.errors import LabError
+from lab.prometheus import Prometheus, label_value
+
+START, END = 1_700_000_000.0, 1_700_000_060.0
+RUN_ID = "20231114T221320Z-baseline"
+LES = ("0.01", "0.05", "0.1", "0.5", "+Inf")
+
+
+def vector(rows):
+    """An instant-query result: rows of (labels, value)."""
+    return [{"metric": labels, "value": [END + 30, str(value)]} for labels, value in rows]
+
+
+def matrix(rows, times=range(int(START), int(END) + 1, 5)):
+    """A range-query result: rows of (labels, function of t)."""
+    return [{"metric": labels, "values": [[t, str(f(t))] for t in times]} for labels, f in rows]
+
+
+def responses(scale=1.0):
+    """What Prometheus answers for a 60 s run: GET /items (100 requests) and POST /login (20, 2 failed)."""
+    items = dict(zip(LES, (10, 50, 95, 100, 100), strict=True))
+    login = dict(zip(LES, (0, 0, 4, 18, 20), strict=True))
+    data = {
+        "buckets": vector(
+            [({"method": "GET", "name": "/items", "le": le}, n * scale) for le, n in items.items()]
+            + [({"method": "POST", "name": "/login", "le": le}, n * scale) for le, n in login.items()]
+        ),
+        "requests": vector(
+            [
+                ({"method": "GET", "name": "/items"}, 100 * scale),
+                ({"method": "POST", "name": "/login"}, 20 * scale),
+            ]
+        ),
+        "failures": vector(
+            [({"method": "GET", "name": "/items"}, 0), ({"method": "POST", "name": "/login"}, 2 * scale)]
+        ),
+        "errors": vector(
+            [({"method": "POST", "name": "/login", "error": "HTTPError('401 Client Error')"}, 2 * scale)]
+        ),
+        "users": matrix([({}, lambda t: min(10, (t - START) / 2))]),
+        "rps": matrix([({}, lambda t: 2.0)]),
+        "failures_rate": matrix([({}, lambda t: 0.05)]),
+        "cumulative_buckets": [],
+        "cumulative_requests": [],
+        "cumulative_failures": [],
+        "latency_buckets": matrix(
+            [({"le": le}, lambda t, n=n: n / 60) for le, n in zip(LES, (10, 50, 99, 118, 120), strict=True)]
+        ),
+        "api_latency_buckets": matrix(
+            [({"le": le}, lambda t, n=n: n / 60) for le, n in zip(LES, (60, 110, 118, 120, 120), strict=True)]
+        ),
+        "api_rps": matrix([({}, lambda t: 2.0)]),
+        "api_5xx_rate": [],  # none: Prometheus returns an empty result for sum() of nothing
+        "api_rss": matrix([({}, lambda t: 80e6 + (t - START) * 1000)]),
+        "locust_rss": matrix([({}, lambda t: 60e6)]),
+        "pg_xact_rate": matrix([({}, lambda t: 40.0)]),
+        "pg_connections": matrix([({}, lambda t: 6)]),
+        "redis_commands_rate": matrix([({}, lambda t: 25.0)]),
+        "redis_memory": matrix([({}, lambda t: 2e6)]),
+    }
+    assert set(data) == set(report.queries(make_run(Path("."))))
+    return data
+
+
+def make_run(folder, scenario="baseline", run_id=RUN_ID):
+    return report.Run(run_id, scenario, "http://api:8000", START, END, [], folder)
+
+
+THRESHOLDS = {"objectives": [], "soak": dict(report.SOAK_DEFAULTS), "source": "built-in defaults"}
+
+
+def test_whole_run_figures_come_from_the_final_bucket_counts(tmp_path):
+    built = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)
+    summary = built["summary"]
+    assert summary["requests"] == 120 and summary["failures"] == 2
+    assert summary["requests_per_second"] == pytest.approx(2.0)
+    assert summary["error_ratio"] == pytest.approx(2 / 120)
+    assert summary["peak_users"] == 10
+    # Overall buckets (0.01: 10, 0.05: 50, 0.1: 99, 0.5: 118, +Inf: 120); rank 114 lies in (0.1, 0.5].
+    assert summary["p95_seconds"] == pytest.approx(0.1 + 0.4 * (114 - 99) / 19)
+    assert summary["p50_seconds"] == pytest.approx(0.05 + 0.05 * 10 / 49)
+    login = built["endpoints"]["POST /login"]
+    assert login["requests"] == 20 and login["error_ratio"] == pytest.approx(0.1)
+    assert login["p99_seconds"] == 0.5  # rank in the +Inf bucket: the highest finite bound
+    assert built["errors"] == [
+        {"endpoint": "POST /login", "error": "HTTPError('401 Client Error')", "count": 2}
+    ]
+    assert "10, 50, 100, 500" in built["percentile_method"]
+    assert built["soak"] is None and built["capacity"] is None
+
+
+def test_over_time_series_for_the_plots(tmp_path):
+    series = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)["series"]
+    assert series["error_ratio"][0] == (START, pytest.approx(0.025))
+    assert len(series["latency"][0.95]) == 13
+    assert series["api_5xx_rate"] == []
+
+
+def test_a_run_without_samples_is_an_error_naming_the_run(tmp_path):
+    data = responses()
+    data["requests"] = []
+    with pytest.raises(LabError, match=f"run {RUN_ID} has no Locust samples"):
+        report.build(make_run(tmp_path), data, {}, THRESHOLDS)
+
+
+class ImageParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.scripts, self.headings = [], [], [], []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag in ("link", "script") or (tag == "img" and not attrs["src"].startswith("data:")):
+            self.links.append(attrs)
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data)
+            self._in_h2 = False
+
+
+def parse_page(html):
+    parser = ImageParser()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def render(built):
+    return report_html.render(built, report_plots.draw(built))
+
+
+def test_html_is_self_contained_and_embeds_png_plots(tmp_path):
+    built = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)
+    page = parse_page(render(built))
+    assert page.links == []  # no external stylesheet, script or image
+    assert len(page.images) == 2
+    for src in page.images:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        assert base64.b64decode(src[len(prefix) :]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert "Per endpoint" in page.headings and "How the figures were computed" in page.headings
+
+
+SLO = {
+    "objectives": [
+        {"objective": "p95", "metric": "latency_p95", "passed": True, "value": 0.2, "threshold": 0.5,
+         "bound": "max", "unit": "seconds", "requests": 120},
+        {"objective": "errors", "metric": "error_ratio", "passed": False, "value": 0.0167, "threshold": 0.01,
+         "bound": "max", "unit": "ratio", "requests": 120},
+    ]
+}  # fmt: skip
+
+
+def test_slo_verdicts_are_shown(tmp_path):
+    html = render(report.build(make_run(tmp_path), responses(), {"slo": SLO}, THRESHOLDS))
+    assert "SLOs: 1 of 2 met (failed: errors)" in html
+    assert "&le; 500.0 ms" in html and "1.67%" in html
+
+
+def objectives(tmp_path):
+    slo_file = tmp_path / "slo.yaml"
+    slo_file.write_text(
+        "objectives:\n  p95:\n    metric: latency_p95\n    max: 500ms\n"
+        "  errors:\n    metric: error_ratio\n    max: 0.01\n"
+        "soak:\n  max_p95_slope_seconds_per_hour: 0.02\n"
+    )
+    return report.load_thresholds(slo_file)
+
+
+def test_thresholds_come_from_the_slo_file_with_defaults_for_missing_soak_keys(tmp_path):
+    thresholds = objectives(tmp_path)
+    assert thresholds["soak"]["max_p95_slope_seconds_per_hour"] == 0.02
+    assert (
+        thresholds["soak"]["max_error_ratio_slope_per_hour"]
+        == report.SOAK_DEFAULTS["max_error_ratio_slope_per_hour"]
+    )
+    assert "built-in defaults for max_error_ratio_slope_per_hour" in thresholds["source"]
+    assert report.load_thresholds(tmp_path / "missing.yaml")["source"] == "built-in defaults"
+
+
+def test_a_wrong_slo_file_is_a_lab_error_naming_the_line(tmp_path):
+    bad = tmp_path / "slo.yaml"
+    bad.write_text("objectives:\n  p95:\n    metric: latency_p95\n    max: 500ms\nsoak:\n  max_cpu: 1\n")
+    with pytest.raises(LabError, match=r"slo.yaml:6: soak: unknown key 'max_cpu'"):
+        report.load_thresholds(bad)
+
+
+def capacity_step(users, rps, start, passed=True, breached=()):
+    return {"users": users, "requests_per_second": rps, "passed": passed, "breached": list(breached),
+            "started_at": start, "ended_at": start + 15, "verdicts": []}  # fmt: skip
+
+
+# As lab.capacity writes it: the search stopped at a breach at 40 users.
+CAPACITY = {
+    "users": 30,
+    "requests_per_second": 250.0,
+    "reason": "breach",
+    "min_growth": 0.25,
+    "steps": [
+        capacity_step(10, 100.0, START),
+        capacity_step(20, 200.0, START + 15),
+        capacity_step(30, 250.0, START + 30),
+        capacity_step(40, 260.0, START + 45, passed=False, breached=["errors"]),
+    ],
+}
+
+
+def capacity_responses():
+    """Cumulative counts: every 15 s step adds 30 requests; the last one also 3 failures and slow ones."""
+    data = responses()
+    per_step = {"0.01": 10, "0.05": 25, "0.1": 30, "0.5": 30, "+Inf": 30}
+    slow = {"0.01": 0, "0.05": 0, "0.1": 10, "0.5": 30, "+Inf": 30}
+
+    def cumulative(counts_of_step):
+        def at(t):
+            done = min(int((t - START) // 15), 4)
+            return sum(counts_of_step(k) for k in range(done))
+
+        return at
+
+    data["cumulative_buckets"] = matrix(
+        [({"le": le}, cumulative(lambda k, le=le: slow[le] if k == 3 else per_step[le])) for le in LES]
+    )
+    data["cumulative_requests"] = matrix([({}, cumulative(lambda k: 30))])
+    data["cumulative_failures"] = matrix([({}, cumulative(lambda k: 3 if k == 3 else 0))])
+    return data
+
+
+def test_capacity_run_has_the_sentence_the_knee_and_a_plot(tmp_path):
+    extras = {"capacity": CAPACITY}
+    built = report.build(make_run(tmp_path, "capacity"), capacity_responses(), extras, objectives(tmp_path))
+    cap = built["capacity"]
+    assert cap["sentence"] == (
+        "At p95 under 500 ms and errors under 1%, the API sustains 30 users at 250 requests/s on this stack."
+    )
+    assert cap["knee"] == {"users": 30, "requests_per_second": 250.0}
+    assert cap["p95_limit_seconds"] == 0.5 and cap["stopped_by"] == "breach"
+    first, last = cap["steps"][0], cap["steps"][3]
+    assert first["p95_seconds"] == pytest.approx(0.05 + 0.05 * (28.5 - 25) / 5) and first["error_ratio"] == 0
+    assert last["p95_seconds"] == pytest.approx(0.1 + 0.4 * (28.5 - 10) / 20) and last["error_ratio"] == 0.1
+    html = render(built)
+    assert cap["sentence"] in html and "FAIL</span> (errors)" in html
+    assert len(parse_page(html).images) == 3
+
+
+def test_capacity_sentence_lists_each_objective_and_its_requests(tmp_path):
+    slo_file = tmp_path / "slo.yaml"
+    slo_file.write_text(
+        "objectives:\n  items:\n    metric: latency_p95\n    requests: 'GET /items*'\n    max: 250ms\n"
+        "  login:\n    metric: latency_p99\n    requests: [POST /login, GET /me]\n    max: 1s\n"
+        "  errors:\n    metric: error_ratio\n    max: 0.01\n  rate:\n    metric: throughput\n    min: 2\n"
+    )
+    cap = report.capacity_section(
+        CAPACITY, report.load_thresholds(slo_file)["objectives"], capacity_responses()
+    )
+    assert cap["sentence"] == (
+        "At p95 under 250 ms for GET /items*, p99 under 1 s for POST /login, GET /me and errors under 1%, "
+        "the API sustains 30 users at 250 requests/s on this stack."
+    )
+    assert cap["p95_limit_seconds"] is None  # no p95 objective over all requests to draw
+
+
+def test_capacity_without_a_passing_step():
+    failed = {"users": None, "requests_per_second": None, "reason": "breach",
+              "steps": [capacity_step(10, 100.0, START, passed=False, breached=["errors"])]}  # fmt: skip
+    cap = report.capacity_section(failed, [], capacity_responses())
+    assert cap["users"] is None and cap["knee"] is None
+    assert cap["sentence"] == (
+        "Within the objectives the run was judged by, the API did not sustain even the first step "
+        "(10 users) on this stack."
+    )
+
+
+def test_soak_verdict_from_slopes_over_the_steady_part(tmp_path):
+    built = report.build(make_run(tmp_path, "soak"), responses(), {}, THRESHOLDS)
+    soak = built["soak"]
+    assert soak["window"] == [START + 20, END]  # users reach their peak of 10 at +20 s
+    checks = {c["check"]: c for c in soak["checks"]}
+    # API memory grows 1000 B/s = 3.6 MB/h, under the 50 MiB/h default; the rest is flat.
+    assert checks["API resident memory"]["slope_per_hour"] == pytest.approx(3.6e6)
+    assert checks["p95 latency"]["slope_per_hour"] == pytest.approx(0.0, abs=1e-9)
+    assert all(c["passed"] for c in soak["checks"]) and soak["verdict"] == "PASS"
+    assert len(parse_page(render(built)).images) == 3
+
+
+def test_soak_fails_on_a_slope_above_its_threshold_or_without_data(tmp_path):
+    strict = {**THRESHOLDS, "soak": {**report.SOAK_DEFAULTS, "max_api_memory_slope_bytes_per_hour": 1e6}}
+    soak = report.build(make_run(tmp_path, "soak"), responses(), {}, strict)["soak"]
+    assert [c["check"] for c in soak["checks"] if not c["passed"]] == ["API resident memory"]
+    assert soak["verdict"] == "FAIL"
+    data = responses()
+    data["locust_rss"] = []
+    soak = report.build(make_run(tmp_path, "soak"), data, {}, THRESHOLDS)["soak"]
+    assert soak["verdict"] == "FAIL"
+    assert (
+        next(c for c in soak["checks"] if c["check"] == "Locust master resident memory")["slope_per_hour"]
+        is None
+    )
+
+
+def test_report_json_holds_the_figures_not_the_series(tmp_path):
+    built = report.build(make_run(tmp_path), responses(), {"slo": SLO}, THRESHOLDS)
+    data = json.loads(json.dumps(report.strip_series(built)))
+    assert "series" not in data
+    assert data["summary"]["requests"] == 120 and data["slo"][0]["objective"] == "p95"
+
+
+def write_run(results, run_id, **fields):
+    folder = results / run_id
+    folder.mkdir(parents=True)
+    record = {
+        "run_id": run_id,
+        "scenario": "baseline",
+        "host": "h",
+        "start": START,
+        "end": END,
+        "workers_lost": [],
+    }
+    (folder / "run.json").write_text(json.dumps({**record, **fields}))
+    return folder
+
+
+def test_load_run_defaults_to_the_latest(tmp_path):
+    write_run(tmp_path, "20231114T221320Z-baseline")
+    write_run(tmp_path, "20231115T080000Z-soak", scenario="soak", end=None)
+    run = report.load_run(tmp_path, None)
+    assert run.run_id == "20231115T080000Z-soak" and run.ended_at is None and run.scenario == "soak"
+    assert report.load_run(tmp_path, "20231114T221320Z-baseline").ended_at == END
+
+
+def test_unknown_run_and_no_runs_are_one_line_errors(tmp_path):
+    with pytest.raises(LabError, match="no runs in"):
+        report.load_run(tmp_path, None)
+    with pytest.raises(LabError, match="unknown run id 'nope'"):
+        report.load_run(tmp_path, "nope")
+    folder = write_run(tmp_path, "broken")
+    (folder / "run.json").write_text('{"run_id": "broken"}')
+    with pytest.raises(LabError, match="not a valid run record"):
+        report.load_run(tmp_path, "broken")
+
+
+def test_queries_select_the_run_and_its_window(tmp_path):
+    run = make_run(tmp_path, run_id='odd"id')
+    qs = report.queries(run)
+    assert qs["requests"] == (
+        "final",
+        'sum by (method, name) (max_over_time(locust_requests_total{run_id="odd\\"id"}[120s]))',
+    )
+    assert qs["api_rps"] == ("range", "sum(rate(http_requests_total{job='api'}[30s]))")
+    assert label_value("a\\b") == '"a\\\\b"'
+
+
+# --- the Prometheus client against a real HTTP server -------------------------------------------
+
+
+class FixedAnswers(BaseHTTPRequestHandler):
+    answers: dict = {}
+
+    def do_GET(self):
+        status, body = self.answers[self.path.split("?")[0]]
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FixedAnswers)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_client_returns_the_result_of_a_successful_query(server):
+    body = {"status": "success", "data": {"resultType": "vector", "result": responses()["requests"]}}
+    FixedAnswers.answers = {"/api/v1/query": (200, json.dumps(body))}
+    assert Prometheus(server).query("up", time=END) == responses()["requests"]
+
+
+def test_client_errors_are_one_line_lab_errors(server):
+    FixedAnswers.answers = {
+        "/api/v1/query": (
+            400,
+            json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"}),
+        ),
+        "/api/v1/query_range": (404, "<html>not found</html>"),
+    }
+    with pytest.raises(LabError, match="rejected the query 'up{': parse error at char 3"):
+        Prometheus(server).query("up{")
+    with pytest.raises(LabError, match="answered HTTP 404 without JSON"):
+        Prometheus(server).query_range("up", START, END, 5)
+
+
+def test_unreachable_prometheus_names_the_url_and_the_fix():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(LabError, match=rf"Prometheus is unreachable at http://127.0.0.1:{port} .*lab up"):
+            Prometheus(f"http://127.0.0.1:{port}", timeout=5).query("up")
+
+
+def test_cli_report_of_an_unknown_run_exits_2_with_one_line(tmp_path, capsys):
+    from lab.cli import main
+
+    assert main(["report", "nope", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lab: error: unknown run id 'nope'") and "\n" not in err
