@@ -55,6 +55,12 @@ SPECS: dict[str, dict[str, str]] = {
 }
 SCENARIOS = tuple(SPECS)
 
+
+def shape_class_name(scenario: str) -> str:
+    """The LoadTestShape class of a scenario in lab.shapes: the name the web UI's class picker shows."""
+    return scenario.capitalize()
+
+
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 
 

@@ -1,0 +1,100 @@
+"""The timelines of the scenarios' load shapes, pure: `plan.at(seconds) -> Tick | None` (None: the
+test is over). lab.shapes turns them into Locust LoadTestShapes; here they can be tested by feeding
+them time, without Locust."""
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tick:
+    users: int
+    spawn_rate: float
+    stage: str
+    step: int = 0  # capacity: the step's index
+    user_classes: tuple[str, ...] = ()  # mixed: the phase's user classes (empty: all)
+
+
+def _ramp_rate(users: int, ramp: float) -> float:
+    """The spawn rate that reaches `users` in `ramp` seconds (at once when there is no ramp)."""
+    return users / ramp if ramp > 0 else float(users)
+
+
+class Plan:
+    """Stages one after the other: (seconds, users, spawn_rate, stage, user_classes)."""
+
+    def __init__(self, stages: list[tuple[float, int, float, str, tuple[str, ...]]]):
+        self.stages = stages
+        self.duration = sum(s[0] for s in stages)
+
+    def at(self, t: float) -> Tick | None:
+        end = 0.0
+        for seconds, users, rate, stage, classes in self.stages:
+            end += seconds
+            if t < end:
+                return Tick(users, rate, stage, user_classes=classes)
+        return None
+
+
+def baseline_plan(p: dict) -> Plan:
+    rate = _ramp_rate(p["users"], p["ramp"])
+    return Plan([(p["ramp"], p["users"], rate, "ramp", ()), (p["duration"], p["users"], rate, "steady", ())])
+
+
+soak_plan = baseline_plan  # the same shape: what differs is how long it holds (hours) and what is judged
+
+
+def stress_plan(p: dict) -> Plan:
+    steps = [
+        (p["step_duration"], math.ceil(p["users"] * k / p["steps"]), p["spawn_rate"], "ramp", ())
+        for k in range(1, p["steps"] + 1)
+    ]
+    return Plan([*steps, (p["duration"], p["users"], p["spawn_rate"], "peak", ())])
+
+
+def spike_plan(p: dict) -> Plan:
+    rate = p["spawn_rate"]
+    return Plan(
+        [
+            (p["warmup"], p["users"], rate, "warmup", ()),
+            (p["surge"], p["spike_users"], rate, "surge", ()),
+            (p["recovery"], p["users"], rate, "recovery", ()),
+        ]
+    )
+
+
+def mixed_plan(p: dict) -> Plan:
+    phases = list(p["phases"].items())
+    rate = _ramp_rate(p["users"], p["ramp"])
+    first = tuple(phases[0][1])
+    return Plan(
+        [(p["ramp"], p["users"], rate, "ramp", first)]
+        + [(p["duration"], p["users"], rate, name, tuple(classes)) for name, classes in phases]
+    )
+
+
+class CapacityPlan:
+    """Steps of `step_duration` seconds from start_users up by step_users to users (the maximum); the
+    first `ramp` seconds of each step are its ramp, the rest its steady window."""
+
+    def __init__(self, p: dict):
+        self.p = p
+        self.users = list(range(p["start_users"], p["users"], p["step_users"])) + [p["users"]]
+        self.duration = len(self.users) * p["step_duration"]
+
+    def at(self, t: float) -> Tick | None:
+        step = int(t // self.p["step_duration"])
+        if step >= len(self.users):
+            return None
+        stage = "ramp" if t - step * self.p["step_duration"] < self.p["ramp"] else "steady"
+        return Tick(self.users[step], self.p["spawn_rate"], stage, step=step)
+
+
+PLANS = {
+    "baseline": baseline_plan,
+    "stress": stress_plan,
+    "spike": spike_plan,
+    "soak": soak_plan,
+    "capacity": CapacityPlan,
+    "mixed": mixed_plan,
+}

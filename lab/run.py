@@ -1,0 +1,229 @@
+"""`lab run SCENARIO`: start a scenario on the running stack through the Locust master's HTTP API,
+show its progress until it ends, then print the SLO verdict (and the capacity found) from the run's
+results. Exit 0 when every objective passed, 1 when one failed, 130 after Ctrl-C (the test is
+stopped first)."""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from lab.errors import LabError
+
+POLL_SECONDS = 2.0
+START_TIMEOUT_SECONDS = 30.0  # the master starts a run within a tick of the shape (1 s)
+RESULTS_TIMEOUT_SECONDS = 30.0  # slo.json is written when the test stops
+
+
+def register(subparsers) -> None:
+    from lab.scenarios import SCENARIOS
+
+    parser = subparsers.add_parser(
+        "run",
+        help="run a scenario on the stack and show its progress and SLO verdict",
+        description="Start a scenario on the Locust master, follow it until it ends and print the SLO "
+        "verdict. Parameters come from locust/scenarios.yaml; the options override them for this run. "
+        "Exit status: 0 every objective passed, 1 an objective failed, 2 bad input, 130 interrupted.",
+    )
+    parser.add_argument("scenario", metavar="SCENARIO", help=f"one of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--users", type=int, help="the scenario's user count (its peak or maximum)")
+    parser.add_argument("--duration", help="the scenario's duration (e.g. 90s, 10m, 2h)")
+    parser.add_argument("--host", help="the target's base URL (default: the master's, TARGET_HOST)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other scenario parameter, e.g. --set step_duration=30s (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def overrides(args) -> str:
+    """The --scenario-params value for the master, validated here so mistakes fail before starting."""
+    from lab.scenarios import SCENARIOS, parse_overrides
+    from lab.yamlconf import ConfigError
+
+    if args.scenario not in SCENARIOS:
+        raise LabError(f"unknown scenario {args.scenario!r}: valid scenarios are {', '.join(SCENARIOS)}")
+    items = list(args.set)
+    if args.users is not None:
+        items.append(f"users={args.users}")
+    if args.duration is not None:
+        items.append(f"duration={args.duration}")
+    if any("," in item for item in items):
+        raise LabError("a scenario parameter value cannot contain ',': pass one KEY=VALUE per --set")
+    text = ",".join(items)
+    try:
+        parse_overrides(args.scenario, text)
+    except ConfigError as exc:
+        raise LabError(f"{exc}; see locust/scenarios.yaml") from None
+    return text
+
+
+def locations() -> tuple[str, Path]:
+    """The master's web UI URL and the results folder: LOCUST_URL and LAB_RESULTS_DIR, else the lab's settings."""
+    url = os.environ.get("LOCUST_URL")
+    results = os.environ.get("LAB_RESULTS_DIR")
+    if url is None or results is None:
+        from lab.config import Lab
+
+        lab = Lab.from_environment()
+        url = url or lab.url("LOCUST_WEB_PORT", "8089")
+        results = results or str(lab.results_dir())
+    return url.rstrip("/"), Path(results)
+
+
+class Master:
+    """The few calls `lab run` makes to the Locust master's web UI."""
+
+    def __init__(self, url: str):
+        import requests
+
+        self.url = url
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, **kwargs):
+        import requests
+
+        try:
+            response = self.session.request(method, self.url + path, timeout=10, **kwargs)
+        except requests.RequestException as exc:
+            raise LabError(
+                f"the Locust master at {self.url} is not reachable ({type(exc).__name__}): "
+                "start the lab with `lab up`, or set LOCUST_URL"
+            ) from None
+        return response
+
+    def stats(self) -> dict:
+        response = self.call("GET", "/stats/requests")
+        if response.status_code != 200:
+            raise LabError(
+                f"{self.url}/stats/requests answered HTTP {response.status_code}: is it a Locust master?"
+            )
+        return response.json()
+
+    def run(self) -> dict | None:
+        response = self.call("GET", "/lab/run")
+        if response.status_code == 404:
+            body = response.json() if "json" in response.headers.get("content-type", "") else {}
+            if "error" in body:
+                return None  # no run yet
+            raise LabError(f"{self.url} has no /lab/run: the master runs without the lab's Locust plugin")
+        response.raise_for_status()
+        return response.json()
+
+    def swarm(self, form: dict) -> None:
+        response = self.call("POST", "/swarm", data=form)
+        if response.status_code != 200:
+            raise LabError(
+                f"the master refused to start {form['shape_class']} (HTTP {response.status_code}): its "
+                "locustfile must import the lab's shapes (from lab.shapes import ...) and run with --class-picker"
+            )
+        body = response.json()
+        if not body.get("success"):
+            raise LabError(f"the master did not start the test: {body.get('message')}")
+
+    def stop(self) -> None:
+        self.call("POST", "/stop")
+
+
+def run(args) -> int:
+    from lab.scenarios import shape_class_name
+
+    params = overrides(args)
+    url, results_root = locations()
+    master = Master(url)
+    state = master.stats().get("state")
+    if state in ("spawning", "running"):
+        raise LabError(f"a test is already running on {url}: wait for it or stop it in the web UI")
+    previous = master.run()
+    form = {"shape_class": shape_class_name(args.scenario), "scenario_params": params}
+    if args.host:
+        form["host"] = args.host
+    master.swarm(form)
+    try:
+        current = wait_for_new_run(master, previous)
+        print(f"run {current['run_id']}: {args.scenario} on {current['host']}; Ctrl-C stops it")
+        follow(master, current)
+    except KeyboardInterrupt:
+        master.stop()
+        print("\nlab: stopped the test", file=sys.stderr)
+        return 130
+    return verdict(results_root / current["run_id"])
+
+
+def wait_for_new_run(master: Master, previous: dict | None) -> dict:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        current = master.run()
+        if current and (previous is None or current["run_id"] != previous["run_id"]):
+            return current
+        time.sleep(0.5)
+    master.stop()
+    raise LabError(
+        f"the master accepted the scenario but no run started within {START_TIMEOUT_SECONDS:.0f} s: "
+        "see `lab logs locust-master` (a bad scenarios.yaml or override stops it)"
+    )
+
+
+def progress_line(run: dict, stats: dict) -> str:
+    elapsed = time.time() - run["started_at"]
+    p95 = (stats.get("current_response_time_percentiles") or {}).get("response_time_percentile_0.95")
+    p95_text = f"{p95:.0f} ms" if p95 is not None else "-"
+    return (
+        f"{int(elapsed // 60):02d}:{int(elapsed % 60):02d}  stage {run.get('stage') or '-':<9} "
+        f"users {stats.get('user_count', 0):>5}  {stats.get('total_rps', 0.0):7.1f} req/s  "
+        f"p95 {p95_text:>8}  failures {100 * stats.get('fail_ratio', 0.0):5.2f}%"
+    )
+
+
+def follow(master: Master, run: dict) -> None:
+    """Print progress until the run has ended (the master stopped it and wrote its verdict)."""
+    tty = sys.stdout.isatty()
+    while True:
+        stats = master.stats()
+        current = master.run() or run
+        if current["run_id"] != run["run_id"]:
+            return  # the stats were reset: the run we followed has ended
+        line = progress_line(current, stats)
+        print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+        if current.get("state") != "running" and stats.get("state") in ("stopped", "ready"):
+            if tty:
+                print()
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def verdict(folder: Path) -> int:
+    """Print the run's SLO verdict and capacity; 1 if an objective failed."""
+    slo_file = folder / "slo.json"
+    deadline = time.monotonic() + RESULTS_TIMEOUT_SECONDS
+    while not slo_file.is_file():
+        if time.monotonic() > deadline:
+            raise LabError(
+                f"{slo_file} did not appear: is {folder.parent} the folder the master writes to (LAB_RESULTS_DIR)?"
+            )
+        time.sleep(0.5)
+    from lab.slo import Verdict
+
+    slo = json.loads(slo_file.read_text())
+    for objective in slo["objectives"]:
+        print("  " + Verdict(**objective).describe())
+    capacity_file = folder / "capacity.json"
+    if capacity_file.is_file():
+        capacity = json.loads(capacity_file.read_text())
+        if capacity.get("users") is None:
+            print(f"capacity: none, even the first step breached the SLOs ({capacity.get('reason')})")
+        else:
+            print(
+                f"capacity: {capacity['users']} users at {capacity['requests_per_second']:.1f} requests/s "
+                f"(search ended by {capacity.get('reason')}, {len(capacity.get('steps', []))} steps)"
+            )
+    print(f"results: {folder}")
+    if slo["failed"]:
+        print(f"lab: SLO failed: {', '.join(slo['failed'])}", file=sys.stderr)
+        return 1
+    print("SLOs: all objectives passed")
+    return 0

@@ -1,0 +1,164 @@
+"""The SLO file's validation (good and bad files) and the judgement of objectives over stats windows."""
+
+from pathlib import Path
+
+import pytest
+
+from lab import slo, yamlconf
+from lab.yamlconf import ConfigError
+
+SHIPPED = Path(__file__).resolve().parents[2] / "locust" / "slo.yaml"
+
+
+def parse(text: str) -> list[slo.Objective]:
+    return slo.parse(yamlconf.loads(text, "slo.yaml"), "slo.yaml")
+
+
+def test_the_shipped_file_is_valid():
+    objectives = {o.name: o for o in slo.load(SHIPPED)}
+    assert {"catalog-p95", "errors", "throughput"} <= set(objectives)
+    assert objectives["catalog-p95"].threshold == 0.25
+    assert objectives["throughput"].bound == "min"
+
+
+def test_a_good_file_with_every_metric_and_unit():
+    objectives = parse(
+        """
+objectives:
+  a: {metric: latency_p50, max: 100ms}
+  b: {metric: latency_p99, max: 2, requests: "GET /x*"}
+  c: {metric: latency_p90, max: 0.5s, requests: ["/a", "POST /b"]}
+  d: {metric: error_ratio, max: 0.05}
+  e: {metric: throughput, min: 12.5, description: floor}
+"""
+    )
+    assert [(o.name, o.metric, o.bound, o.threshold) for o in objectives] == [
+        ("a", "latency_p50", "max", 0.1),
+        ("b", "latency_p99", "max", 2.0),
+        ("c", "latency_p90", "max", 0.5),
+        ("d", "error_ratio", "max", 0.05),
+        ("e", "throughput", "min", 12.5),
+    ]
+    assert objectives[2].requests == ("/a", "POST /b")
+    assert objectives[0].requests == ("*",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "objectives:\n  a:\n    metric: latency_p95\n    maxx: 1\n",
+            "slo.yaml:4: objective 'a': unknown key 'maxx'",
+        ),
+        (
+            "objectives:\n  a:\n    metric: p95\n    max: 1\n",
+            "slo.yaml:3: objective 'a': metric 'p95' is not one of",
+        ),
+        (
+            "objectives:\n  a:\n    metric: latency_p95\n    max: fast\n",
+            "slo.yaml:4: objective 'a': max 'fast' is not",
+        ),
+        (
+            "objectives:\n  a:\n    metric: latency_p95\n    min: 1\n",
+            "slo.yaml:4: objective 'a': latency_p95 takes 'max'",
+        ),
+        ("objectives:\n  a:\n    metric: error_ratio\n", "slo.yaml:3: objective 'a': missing 'max'"),
+        (
+            "objectives:\n  a:\n    metric: error_ratio\n    max: 5\n",
+            "slo.yaml:4: objective 'a': max 5 is above 1",
+        ),
+        (
+            "objectives:\n  a:\n    metric: throughput\n    min: -1\n",
+            "slo.yaml:4: objective 'a': min -1 is not",
+        ),
+        (
+            "objectives:\n  a:\n    metric: throughput\n    min: true\n",
+            "slo.yaml:4: objective 'a': min True is not",
+        ),
+        (
+            "objectives:\n  a:\n    metric: error_ratio\n    max: 0.1\n    requests: []\n",
+            "slo.yaml:5: objective 'a': requests must be",
+        ),
+        ("objectives:\n  'a b': {metric: error_ratio, max: 0.1}\n", "slo.yaml:2: objective name 'a b'"),
+        ("objectives: {}\n", "slo.yaml:1: 'objectives' must map"),
+        ("targets: {}\n", "slo.yaml:1: unknown key 'targets'"),
+        (
+            "objectives:\n  a: {metric: error_ratio, max: 0.1}\nsoak:\n  slope: 1\n",
+            "slo.yaml:4: soak: unknown key 'slope'",
+        ),
+        (
+            "objectives:\n  a: {metric: error_ratio, max: 0.1}\n  a: {metric: error_ratio, max: 0.2}\n",
+            "slo.yaml:3:",
+        ),
+        ("objectives:\n  a: [unclosed\n", "slo.yaml:3: invalid YAML"),
+    ],
+)
+def test_a_bad_file_names_the_line_and_the_key(text, message):
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_missing_file_says_so(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read it"):
+        slo.load(tmp_path / "nope.yaml")
+
+
+def test_request_patterns_match_names_and_methods():
+    objective = slo.Objective("o", "error_ratio", ("GET /api/v1/items*", "/api/v1/orders*"), "max", 0.1)
+    assert objective.matches("GET", "/api/v1/items/[id]")
+    assert not objective.matches("POST", "/api/v1/items")
+    assert objective.matches("POST", "/api/v1/orders")
+    assert not objective.matches("GET", "/api/v1/auth/me")
+
+
+def test_quantiles_follow_locusts_method():
+    # Locust's calculate_response_time_percentile: the largest time with at most rank requests below it.
+    histogram = {5: 50, 12: 30, 40: 15, 900: 4, 3000: 1}
+    quantiles = [slo.quantile_seconds(histogram, q) for q in (0.5, 0.8, 0.9, 0.95, 0.99)]
+    assert quantiles == [0.012, 0.04, 0.04, 0.9, 3.0]
+    assert slo.quantile_seconds({}, 0.95) is None
+
+
+def snapshot(**entries):
+    """{(method, name): (requests, failures, histogram)} from name=(requests, failures, histogram)."""
+    return {("GET", "/" + name): value for name, value in entries.items()}
+
+
+def test_a_window_is_the_difference_of_two_snapshots():
+    before = snapshot(a=(10, 1, {10: 10}))
+    after = snapshot(a=(30, 2, {10: 15, 200: 15}), b=(5, 0, {50: 5}))
+    window = slo.Window.between(before, after, 10.0)
+    assert window.requests == {("GET", "/a"): 20, ("GET", "/b"): 5}
+    assert window.failures[("GET", "/a")] == 1
+    assert window.response_times[("GET", "/a")] == {10: 5, 200: 15}
+    assert window.describe() == {
+        "duration_seconds": 10.0,
+        "requests": 25,
+        "failures": 1,
+        "requests_per_second": 2.5,
+    }
+
+
+def test_verdicts_pass_fail_and_no_data():
+    window = slo.Window.between({}, snapshot(a=(100, 3, {10: 90, 400: 10}), b=(100, 0, {20: 100})), 20.0)
+    objectives = parse(
+        """
+objectives:
+  a-p95: {metric: latency_p95, requests: /a, max: 250ms}
+  b-p95: {metric: latency_p95, requests: /b, max: 250ms}
+  c-p95: {metric: latency_p95, requests: /c, max: 250ms}
+  errors: {metric: error_ratio, max: 0.01}
+  throughput: {metric: throughput, min: 10}
+  too-much: {metric: throughput, min: 11}
+"""
+    )
+    verdicts = {v.objective: v for v in slo.evaluate(objectives, window)}
+    assert (verdicts["a-p95"].passed, verdicts["a-p95"].value) == (False, 0.4)
+    assert (verdicts["b-p95"].passed, verdicts["b-p95"].value) == (True, 0.02)
+    assert verdicts["c-p95"].passed is None and verdicts["c-p95"].requests == 0
+    assert (verdicts["errors"].passed, verdicts["errors"].value) == (False, 0.015)
+    assert (verdicts["throughput"].passed, verdicts["throughput"].value) == (True, 10.0)
+    assert verdicts["too-much"].passed is False
+    assert "FAIL" in verdicts["a-p95"].describe() and "no data" in verdicts["c-p95"].describe()
+    assert slo.Verdict(**verdicts["a-p95"].to_dict()) == verdicts["a-p95"]
