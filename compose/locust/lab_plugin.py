@@ -1,0 +1,3 @@
+"""Locust loads this file with -f next to the locustfile: it plugs Load Lab into Locust."""
+
+import lab.plugin  # noqa: F401

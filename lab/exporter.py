@@ -1,0 +1,410 @@
+"""Locust -> Prometheus: the master's aggregated stats, read at scrape time.
+
+A custom Collector turns the master's (or local runner's) merged stats into Prometheus series on its
+own port (default 9646), headless or with the web UI. Nothing runs on a worker and nothing is added
+per request: each scrape reads what Locust already keeps.
+
+The request-duration histogram is built from StatsEntry.response_times, Locust's distribution of
+response times rounded by `locust.stats.bucket_response_time` (whole ms below 100 ms, then two
+significant digits: tens below 1 s, hundreds below 10 s, thousands above). Bucket boundaries must be
+values that rounding keeps as they are, so each bucket counts exactly the samples Locust counts
+at or below it and `histogram_quantile` agrees with Locust's own percentiles to within a bucket.
+
+Every series carries the run's id (lab.runs); a new run or a stats reset gives new series, and the
+old ones leave /metrics at once. Names and error texts beyond a bound fold into "other".
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import logging
+import os
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9646
+DEFAULT_MAX_NAMES = 200
+DEFAULT_MAX_ERRORS = 100
+# Seconds. Includes the SLO thresholds of the metric contract (0.005 ... 10), with finer steps
+# between them; each is a value Locust's response-time rounding leaves unchanged.
+DEFAULT_BUCKETS = (
+    0.001, 0.002, 0.003, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075,
+    0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5,
+    10.0, 15.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+OTHER = "other"
+ERROR_TEXT_MAX = 120
+RUNNER_STATES = ("ready", "spawning", "running", "cleanup", "stopping", "stopped")
+WORKER_STATES = ("ready", "spawning", "running", "missing", "stopped")
+
+
+# --- options -------------------------------------------------------------------------------------
+
+
+def rounding_keeps(ms: float) -> bool:
+    """True when Locust's response-time rounding maps `ms` to itself."""
+    from locust import stats
+
+    return float(ms).is_integer() and stats.bucket_response_time(int(ms)) == int(ms)
+
+
+def parse_buckets(text: str) -> tuple[float, ...]:
+    """Comma-separated bucket boundaries in seconds, increasing, each kept exact by Locust's rounding."""
+    try:
+        bounds = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of seconds; use e.g. 0.05,0.1,0.25,0.5,1"
+        ) from None
+    if not bounds or any(b <= 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
+        raise argparse.ArgumentTypeError(f"{text!r}: boundaries must be positive and strictly increasing")
+    for b in bounds:
+        ms = round(b * 1000, 6)
+        if not rounding_keeps(ms):
+            raise argparse.ArgumentTypeError(
+                f"bucket {b:g}s: Locust rounds response times so that {ms:g} ms is never a value; "
+                "use whole ms below 0.1s, multiples of 10 ms below 1s, of 100 ms below 10s, of 1s above"
+            )
+    return bounds
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--exporter-port",
+        type=int,
+        default=DEFAULT_PORT,
+        env_var="LOCUST_EXPORTER_PORT",
+        include_in_web_ui=False,
+        help=f"Port of the Prometheus exporter on the master (default {DEFAULT_PORT}; 0 disables it)",
+    )
+    parser.add_argument(
+        "--exporter-max-names",
+        type=int,
+        default=DEFAULT_MAX_NAMES,
+        env_var="LOCUST_EXPORTER_MAX_NAMES",
+        include_in_web_ui=False,
+        help=f'Distinct request names exported before further ones fold into name="{OTHER}"',
+    )
+    parser.add_argument(
+        "--exporter-max-errors",
+        type=int,
+        default=DEFAULT_MAX_ERRORS,
+        env_var="LOCUST_EXPORTER_MAX_ERRORS",
+        include_in_web_ui=False,
+        help=f'Distinct error texts exported before further ones fold into error="{OTHER}"',
+    )
+    parser.add_argument(
+        "--exporter-buckets",
+        type=parse_buckets,
+        default=DEFAULT_BUCKETS,
+        env_var="LOCUST_EXPORTER_BUCKETS",
+        include_in_web_ui=False,
+        help="Request duration histogram boundaries in seconds, comma-separated",
+    )
+
+
+# --- pure conversion -----------------------------------------------------------------------------
+
+
+def cumulative_buckets(response_times: dict[int, int], bounds_ms: Iterable[float]) -> list[int]:
+    """Counts of samples at or below each boundary (ms), then the total (the +Inf bucket)."""
+    bounds = list(bounds_ms)
+    per_bucket = [0] * (len(bounds) + 1)
+    for value, count in response_times.items():
+        per_bucket[bisect.bisect_left(bounds, value)] += count
+    cumulative, running = [], 0
+    for count in per_bucket:
+        running += count
+        cumulative.append(running)
+    return cumulative
+
+
+_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>)]+")
+_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b")
+_ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|\[[0-9a-fA-F:]+\](?::\d+)?")
+# Numbers, except an HTTP status in requests' "404 Client Error" / "500 Server Error" wording.
+_NUMBER = re.compile(r"(?<![A-Za-z\d])\d+(?:\.\d+)?(?!\d)(?! (?:Client|Server) Error)")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_error(text: str, limit: int = ERROR_TEXT_MAX) -> str:
+    """An error text with the parts that vary per request (ids, numbers, addresses) replaced."""
+    if text.startswith("CatchResponseError(") and text.endswith(")"):
+        text = text[len("CatchResponseError(") : -1]
+    text = _UUID.sub("<uuid>", text)
+    text = _URL.sub("<url>", text)
+    text = _ADDRESS.sub("<addr>", text)
+    text = _HEX.sub("<hex>", text)
+    text = _NUMBER.sub("<n>", text)
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Folder:
+    """Admits the first `limit` distinct values of a run, maps later ones to "other", counts them."""
+
+    def __init__(self, kind: str, limit: int) -> None:
+        self.kind = kind
+        self.limit = limit
+        self.admitted: set[str] = set()
+        self.folded: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.admitted:
+            return value
+        if value not in self.folded and len(self.admitted) < self.limit:
+            self.admitted.add(value)
+            return value
+        if not self.folded:
+            logger.warning(
+                "lab exporter: more than %d distinct %s values; further ones are exported as %s=%r "
+                "(raise --exporter-max-%ss to keep more)",
+                self.limit,
+                self.kind,
+                self.kind,
+                OTHER,
+                self.kind,
+            )
+        self.folded.add(value)
+        return OTHER
+
+
+class Series:
+    """One (method, name) row after folding: several Locust entries may add into it."""
+
+    __slots__ = ("requests", "failures", "content_length", "duration_sum_ms", "response_times")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.failures = 0
+        self.content_length = 0
+        self.duration_sum_ms = 0.0
+        self.response_times: dict[int, int] = defaultdict(int)
+
+    def add(self, entry) -> None:
+        self.requests += entry.num_requests
+        self.failures += entry.num_failures
+        self.content_length += entry.total_content_length
+        self.duration_sum_ms += entry.total_response_time
+        for value, count in entry.response_times.items():
+            self.response_times[value] += count
+
+
+def fold_entries(entries: Iterable, names: Folder) -> dict[tuple[str, str], Series]:
+    """Locust StatsEntry objects keyed (method, name), with names past the bound folded together.
+
+    Names are admitted in sorted order within a scrape, so which ones fold does not depend on dict order.
+    """
+    rows: dict[tuple[str, str], Series] = {}
+    for entry in sorted(entries, key=lambda e: (e.name, e.method or "")):
+        key = (entry.method or "", names(entry.name))
+        rows.setdefault(key, Series()).add(entry)
+    return rows
+
+
+def fold_errors(errors: Iterable, names: Folder, texts: Folder) -> dict[tuple[str, str, str], int]:
+    """Locust StatsError objects summed by (method, name, normalised error text), both folded."""
+    from locust.stats import StatsError
+
+    rows: dict[tuple[str, str, str], int] = defaultdict(int)
+    keyed = [(e.method or "", e.name, normalise_error(StatsError.parse_error(e.error)), e) for e in errors]
+    for method, name, text, error in sorted(keyed, key=lambda k: k[:3]):
+        rows[(method, names(name), texts(text))] += error.occurrences
+    return rows
+
+
+# --- the collector -------------------------------------------------------------------------------
+
+
+class LocustCollector:
+    """Reads the runner's stats and the current lab run at every scrape."""
+
+    def __init__(
+        self, environment, buckets=DEFAULT_BUCKETS, max_names=DEFAULT_MAX_NAMES, max_errors=DEFAULT_MAX_ERRORS
+    ):
+        self.environment = environment
+        self.buckets = tuple(buckets)
+        self.bounds_ms = [round(b * 1000, 6) for b in self.buckets]
+        self.les = [floatToGoString(b) for b in self.buckets] + ["+Inf"]
+        self.max_names = max_names
+        self.max_errors = max_errors
+        self.folding_run: str | None = None
+        self.names = Folder("name", max_names)
+        self.errors = Folder("error", max_errors)
+
+    def describe(self) -> list:
+        return []  # the series depend on the run: nothing to check at registration
+
+    def collect(self) -> Iterator:
+        from lab.runs import current
+
+        runner = self.environment.runner
+        if runner is None:
+            return
+        run = current(self.environment)
+        run_id = run.run_id if run else ""
+        if run_id != self.folding_run:  # each run starts with empty folding state
+            self.folding_run = run_id
+            self.names = Folder("name", self.max_names)
+            self.errors = Folder("error", self.max_errors)
+        yield from self.request_metrics(run_id, runner.stats)
+        yield from self.runner_metrics(run_id, runner)
+        if run is not None:
+            yield from self.run_metrics(run)
+
+    def request_metrics(self, run_id: str, stats) -> Iterator:
+        labels = ["run_id", "method", "name"]
+        requests = CounterMetricFamily("locust_requests", "Requests completed", labels=labels)
+        failures = CounterMetricFamily("locust_request_failures", "Requests failed", labels=labels)
+        size = CounterMetricFamily("locust_response_size_bytes", "Response bytes received", labels=labels)
+        duration = HistogramMetricFamily(
+            "locust_request_duration_seconds", "Response time (Locust's rounded distribution)", labels=labels
+        )
+        for (method, name), row in fold_entries(stats.entries.values(), self.names).items():
+            values = [run_id, method, name]
+            requests.add_metric(values, row.requests)
+            failures.add_metric(values, row.failures)
+            size.add_metric(values, row.content_length)
+            counts = cumulative_buckets(row.response_times, self.bounds_ms)
+            duration.add_metric(values, list(zip(self.les, counts, strict=True)), row.duration_sum_ms / 1000)
+        errors = CounterMetricFamily(
+            "locust_errors", "Failures by normalised error text", labels=["run_id", "method", "name", "error"]
+        )
+        for (method, name, text), count in fold_errors(
+            stats.errors.values(), self.names, self.errors
+        ).items():
+            errors.add_metric([run_id, method, name, text], count)
+        folded = CounterMetricFamily(
+            "locust_exporter_folded",
+            'Distinct names or error texts exported as "other"',
+            labels=["run_id", "kind"],
+        )
+        folded.add_metric([run_id, "name"], len(self.names.folded))
+        folded.add_metric([run_id, "error"], len(self.errors.folded))
+        yield from (requests, failures, duration, size, errors, folded)
+
+    def runner_metrics(self, run_id: str, runner) -> Iterator:
+        from locust.runners import MasterRunner
+
+        is_master = isinstance(runner, MasterRunner)
+        users = GaugeMetricFamily("locust_users", "Users running", labels=["run_id", "user_class"])
+        counts = dict.fromkeys((c.__name__ for c in runner.user_classes), 0)
+        counts.update(runner.reported_user_classes_count if is_master else runner.user_classes_count)
+        for user_class, count in sorted(counts.items()):
+            users.add_metric([run_id, user_class], count)
+        state = GaugeMetricFamily(
+            "locust_runner_state", "1 for the runner's current state", labels=["run_id", "state"]
+        )
+        for name in RUNNER_STATES:
+            state.add_metric([run_id, name], 1 if runner.state == name else 0)
+        yield from (users, state)
+        if is_master:
+            yield from worker_metrics(run_id, runner)
+
+    def run_metrics(self, run) -> Iterator:
+        info = GaugeMetricFamily("locust_run_info", "The current run", labels=["run_id", "scenario", "host"])
+        info.add_metric([run.run_id, run.scenario, run.host], 1)
+        start = GaugeMetricFamily(
+            "locust_run_start_timestamp_seconds", "Start of the current run", labels=["run_id"]
+        )
+        start.add_metric([run.run_id], run.started_at)
+        yield from (info, start)
+        if run.stage is not None:
+            stage = GaugeMetricFamily(
+                "locust_shape_stage", "The load shape's current stage", labels=["run_id", "stage"]
+            )
+            stage.add_metric([run.run_id, run.stage], 1)
+            yield stage
+        if run.slo_verdicts:
+            slo = GaugeMetricFamily(
+                "locust_slo_pass", "1 if the objective passed, 0 if not", labels=["run_id", "objective"]
+            )
+            for verdict in run.slo_verdicts:
+                slo.add_metric([run.run_id, verdict.objective], 1 if verdict.passed else 0)
+            yield slo
+        if run.capacity is not None:
+            for key, help_text in (
+                ("users", "Highest user count that met the objectives"),
+                ("requests_per_second", "Throughput at that user count"),
+            ):
+                gauge = GaugeMetricFamily(f"locust_capacity_{key}", help_text, labels=["run_id"])
+                gauge.add_metric([run.run_id], run.capacity[key])
+                yield gauge
+
+
+def worker_labels(client_ids: Iterable[str], index_of) -> dict[str, str]:
+    """Worker label per client id: its host name, or `host/index` where several share one host."""
+    from lab.runs import worker_label
+
+    hosts = {client_id: worker_label(client_id) for client_id in client_ids}
+    shared = {h for h in hosts.values() if list(hosts.values()).count(h) > 1}
+    return {cid: f"{h}/{index_of(cid)}" if h in shared else h for cid, h in hosts.items()}
+
+
+def worker_metrics(run_id: str, runner) -> Iterator:
+    nodes = list(runner.clients.values())
+    workers = GaugeMetricFamily("locust_workers", "Workers by state", labels=["run_id", "state"])
+    for state in WORKER_STATES:
+        workers.add_metric([run_id, state], sum(1 for n in nodes if n.state == state))
+    cpu = GaugeMetricFamily(
+        "locust_worker_cpu_usage_ratio", "Worker CPU use (1 = one core)", labels=["run_id", "worker"]
+    )
+    live = [n for n in nodes if n.state != "missing"]
+    labels = worker_labels((n.id for n in live), runner.get_worker_index)
+    for node in live:
+        cpu.add_metric([run_id, labels[node.id]], node.cpu_usage / 100)
+    yield from (workers, cpu)
+
+
+# --- plugin wiring -------------------------------------------------------------------------------
+
+
+def start_server(environment, port: int, host: str = "0.0.0.0"):
+    """Serve /metrics for this environment; returns (server, thread) to shut down."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    options = environment.parsed_options
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        LocustCollector(
+            environment,
+            buckets=getattr(options, "exporter_buckets", DEFAULT_BUCKETS),
+            max_names=getattr(options, "exporter_max_names", DEFAULT_MAX_NAMES),
+            max_errors=getattr(options, "exporter_max_errors", DEFAULT_MAX_ERRORS),
+        )
+    )
+    return start_http_server(port, addr=host, registry=registry)
+
+
+def on_init(environment, runner=None, **_kw) -> None:
+    from locust.runners import LocalRunner, MasterRunner
+
+    if not isinstance(runner, MasterRunner | LocalRunner):
+        return  # workers export nothing: the master has the merged stats
+    options = environment.parsed_options
+    port = getattr(options, "exporter_port", int(os.environ.get("LOCUST_EXPORTER_PORT", DEFAULT_PORT)))
+    if not port:
+        return
+    try:
+        server, _thread = start_server(environment, port)
+    except OSError as exc:
+        logger.error(
+            "lab exporter: cannot listen on port %d (%s); pick another with --exporter-port", port, exc
+        )
+        sys.exit(1)
+    logger.info("lab exporter: serving /metrics on port %d", port)
+    environment.events.quitting.add_listener(lambda **_: server.shutdown())
+
+
+def register(events) -> None:
+    events.init_command_line_parser.add_listener(add_arguments)
+    events.init.add_listener(on_init)
