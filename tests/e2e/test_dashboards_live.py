@@ -1,0 +1,98 @@
+"""Every panel of every dashboard shows data from a real run: each query, as Grafana would send it,
+returns at least one series from the stack's Prometheus. A panel that returns nothing is listed."""
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab import dashboards
+from lab.prometheus import Prometheus
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+# The capacity dashboard needs a run of the capacity search: its stages and the capacity it found.
+CAPACITY_SCENARIO = "Capacity"  # the shape class the web UI offers (lab.shapes)
+CAPACITY_DASHBOARD = "loadlab-capacity"
+STEP = 15  # seconds between points, as Grafana asks for a short range
+RATE_INTERVAL = "1m"  # what $__rate_interval becomes at that step with a 5 s scrape interval
+# Shown only once the run had failures: empty is then the right answer.
+ONLY_WITH_FAILURES = {("loadlab-overview", "Top errors")}
+
+
+def run_window(prometheus: Prometheus, run_id: str) -> tuple[float, float]:
+    """From a minute before the run started until now."""
+    (start,) = prometheus.query(f'locust_run_start_timestamp_seconds{{run_id="{run_id}"}}', time=time.time())
+    return float(start["value"][1]) - 60, time.time()
+
+
+def series_count(prometheus: Prometheus, query: dashboards.PanelQuery, start: float, end: float) -> int:
+    if query.instant:
+        return len(prometheus.query(query.expr, time=end))
+    return len(prometheus.query_range(query.expr, start, end, STEP))
+
+
+def empty_panels(
+    prometheus: Prometheus, run_id: str, only: set[str] | None = None, skip: set[str] = frozenset()
+):
+    start, end = run_window(prometheus, run_id)
+    queries = dashboards.panel_queries(run_id, RATE_INTERVAL, f"{STEP}s", int(end - start))
+    return {
+        (query.dashboard, query.panel, query.ref): query.expr
+        for query in queries
+        if (only is None or query.dashboard in only) and query.dashboard not in skip
+        if not series_count(prometheus, query, start, end)
+    }
+
+
+@pytest.fixture(scope="module")
+def prometheus(loaded_stack):
+    return Prometheus(loaded_stack.prometheus_url)
+
+
+@pytest.fixture(scope="module")
+def capacity_run_id(loaded_stack):
+    # Users and the run time bound it; the shape steps the users up until the search ends.
+    return loaded_stack.run_load(users=200, seconds=600, scenario=CAPACITY_SCENARIO)
+
+
+def test_every_panel_shows_data_after_a_run(loaded_stack, prometheus):
+    failures = prometheus.query(f'sum(locust_request_failures_total{{run_id="{loaded_stack.run_id}"}})')
+    had_failures = bool(failures) and float(failures[0]["value"][1]) > 0
+    empty = empty_panels(prometheus, loaded_stack.run_id, skip={CAPACITY_DASHBOARD})
+    for dashboard, panel in ONLY_WITH_FAILURES:
+        refs = {key for key in empty if key[:2] == (dashboard, panel)}
+        if had_failures:
+            continue  # then it must show them, and stays listed in `empty` if it does not
+        assert refs, f"{panel!r} shows errors for a run without failures"
+        for key in refs:
+            del empty[key]
+    assert not empty, "panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in sorted(empty.items()))
+
+
+def test_every_capacity_panel_shows_data_after_a_capacity_search(capacity_run_id, prometheus):
+    empty = empty_panels(prometheus, capacity_run_id, only={CAPACITY_DASHBOARD})
+    assert not empty, "panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in sorted(empty.items()))
+
+
+def test_annotations_mark_the_run(capacity_run_id, prometheus):
+    start, end = run_window(prometheus, capacity_run_id)
+    values = dashboards.grafana_values(capacity_run_id, RATE_INTERVAL, f"{STEP}s", int(end - start))
+    model = dashboards.render(dashboards.overview)
+    for annotation in model["annotations"]["list"]:
+        expr = dashboards.substitute(annotation["expr"], values)
+        assert prometheus.query_range(expr, start, end, STEP), f"annotation {annotation['name']!r}: {expr}"
+
+
+def test_recording_rules_have_produced_series(loaded_stack, prometheus):
+    rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "recording.yml").read_text())
+    start, end = run_window(prometheus, loaded_stack.run_id)
+    missing = [
+        rule["record"]
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if not prometheus.query_range(rule["record"], start, end, STEP)
+    ]
+    assert not missing, f"recording rules without series: {missing}"

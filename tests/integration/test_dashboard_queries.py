@@ -1,0 +1,142 @@
+"""The dashboards' Locust panels and the recording rules against a real run, without Docker.
+
+A real Locust master with two workers loads a loopback server; a real Prometheus scrapes the
+master's exporter every second and evaluates prometheus/rules/. Every panel query over the Locust
+metrics this setup serves must return data: the PromQL itself (joins, quantiles, recorded series)
+is checked here, the rest of the stack by tests/e2e/test_dashboards_live.py.
+"""
+
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from lab import dashboards
+from lab.prometheus import Prometheus
+from tests.integration.exporter_target import serve
+from tests.integration.test_exporter import Locust
+from tests.support.local_services import free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "prometheus" / "rules"
+# Served by the compose stack only: the API and the exporters, and what needs the lab's SLO file or
+# capacity search (the locustfile here registers runs and the exporter only).
+ELSEWHERE = re.compile(r"^(http_|api_|pg_|redis_|process_|locust_slo_pass$|locust_capacity_)")
+RATE_INTERVAL = "4s"  # four scrapes, as Grafana's $__rate_interval would be
+
+
+@pytest.fixture
+def target():
+    server = serve()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def prometheus_with_rules(tmp_path):
+    """Start a Prometheus with the lab's rules; the test passes the port it scrapes."""
+    started = []
+
+    def start(exporter_port: int) -> Prometheus:
+        address = f"127.0.0.1:{free_port()}"
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(RULES / "recording.yml"), str(RULES / "alerts.yml")],
+                    "scrape_configs": [
+                        {
+                            "job_name": "locust",
+                            "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address={address}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        started.append((process, log))
+        url = f"http://{address}"
+        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, 30, 0.2, "prometheus ready")
+        return Prometheus(url)
+
+    yield start
+    for process, log in started:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def metrics_of(expr: str) -> set[str]:
+    return set(re.findall(r"([a-zA-Z_:][\w:]*)\{", expr))
+
+
+def test_locust_panels_and_recording_rules_show_data_from_a_real_run(tmp_path, target, prometheus_with_rules):
+    locust = Locust(tmp_path, target, "Shopper", workers=2)
+    try:
+        wait_until(lambda: locust.value("locust_workers", state="ready") == 2, 30, 0.2, "two workers ready")
+        prometheus = prometheus_with_rules(locust.exporter_port)
+        locust.swarm(8)
+        run_id = wait_until(lambda: (r := locust.run())["state"] == "running" and r["run_id"], 30, 0.2)
+        start = time.time()
+        # Enough scrapes and rule evaluations for every window the panels and rules use at this scale.
+        wait_until(lambda: time.time() - start > 20, 30, 0.5, "20 s of load")
+        locust.stop_test()
+        wait_until(
+            lambda: prometheus.query(f'locust_runner_state{{run_id="{run_id}", state="stopped"}} == 1'),
+            30,
+            0.5,
+            "prometheus saw the run stop",
+        )
+        end = time.time()
+
+        checked, empty = 0, {}
+        for query in dashboards.panel_queries(run_id, RATE_INTERVAL, "1s", int(end - start) + 10):
+            if any(ELSEWHERE.match(metric) for metric in metrics_of(query.expr)):
+                continue
+            checked += 1
+            if query.instant:
+                result = prometheus.query(query.expr, time=end)
+            else:
+                result = prometheus.query_range(query.expr, start - 10, end, 1)
+            if not result:
+                empty[(query.dashboard, query.panel, query.ref)] = query.expr
+        assert checked >= 30, f"only {checked} queries checked"
+        assert not empty, "panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in sorted(empty.items()))
+
+        recorded = [
+            rule["record"]
+            for group in yaml.safe_load((RULES / "recording.yml").read_text())["groups"]
+            for rule in group["rules"]
+        ]
+        missing = [
+            name
+            for name in recorded
+            if not prometheus.query_range(f'{name}{{run_id="{run_id}"}}', start, end, 1)
+        ]
+        assert not missing, f"recording rules without series: {missing}"
+
+        # The Shopper's /fail requests fail: the run's error ratio is recorded and is positive.
+        (ratio,) = prometheus.query_range(
+            f'run_id:locust_request_failures_per_requests:ratio_rate5m{{run_id="{run_id}"}}', start, end, 1
+        )
+        assert max(float(v) for _t, v in ratio["values"]) > 0
+    finally:
+        locust.stop()
