@@ -6,6 +6,8 @@ from dataclasses import dataclass
 # Compose-stack defaults; the password comes from DATABASE_URL or PGPASSWORD, never from here.
 DEFAULT_DATABASE_URL = "postgresql://lab@postgres:5432/lab"
 DEFAULT_REDIS_URL = "redis://redis:6379/0"
+# HS256 wants a key of at least 256 bits (RFC 7518, 3.2).
+MIN_SECRET_LENGTH = 32
 
 
 class ConfigError(Exception):
@@ -58,6 +60,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     secret = env.get("API_SECRET_KEY", "")
     if not secret:
         raise ConfigError("API_SECRET_KEY is not set: set it to a long random string (it signs the JWTs)")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"API_SECRET_KEY has {len(secret)} characters: use at least {MIN_SECRET_LENGTH} random ones"
+            " (e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL={log_level!r} is unknown: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
