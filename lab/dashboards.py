@@ -158,9 +158,15 @@ def overview():
                     15,
                     table(
                         "Per endpoint",
-                        [
+                        description="Over the time range shown: mean requests/s while the endpoint was "
+                        "requested, error ratio, and p95/p99 of all its requests.",
+                        queries=[
                             target(
-                                f"{per_endpoint(REQUESTS)} / $__range_s", ref="A", instant=True, table=True
+                                "avg_over_time((sum by (method, name) "
+                                f"(rate({REQUESTS}{RATE})) > 0)[$__range:])",
+                                ref="A",
+                                instant=True,
+                                table=True,
                             ),
                             target(
                                 f"{per_endpoint(FAILURES)} / {per_endpoint(REQUESTS)}",
@@ -718,7 +724,6 @@ def grafana_values(run_id: str, rate_interval: str, interval: str, range_seconds
         "__rate_interval": rate_interval,
         "__interval": interval,
         "__range": f"{range_seconds}s",
-        "__range_s": str(range_seconds),
     }
 
 
