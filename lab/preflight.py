@@ -69,6 +69,8 @@ def ports_free(lab: Lab, client) -> None:
             continue
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As servers do: connections lingering in TIME_WAIT do not hold the port.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((bind, port))
             except OSError as exc:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -118,7 +119,12 @@ class Stack:
         raise AssertionError(f"timed out after {timeout:.0f}s: {message}")
 
     def current_run_id(self) -> str | None:
-        return http_json(f"{self.locust_url}/lab/run").get("run_id")
+        try:
+            return http_json(f"{self.locust_url}/lab/run").get("run_id")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # no run has started yet
+                return None
+            raise
 
     def run_load(self, users: int = 10, seconds: int = 30, scenario: str | None = None) -> str:
         """A real bounded run through the master's HTTP API; returns its run id once Prometheus has scraped it."""
