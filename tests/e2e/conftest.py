@@ -20,7 +20,14 @@ import pytest
 from lab.config import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"GRAFANA_PORT": "13000", "LOCUST_WEB_PORT": "18089", "PROMETHEUS_PORT": "19090"}
+# LAB_E2E_SLOT=N runs a separate copy (its own project and ports), so that two sessions can run side by side.
+SLOT = int(os.environ.get("LAB_E2E_SLOT", "0"))
+PROJECT = f"loadlab-e2e{SLOT or ''}"
+PORTS = {
+    "GRAFANA_PORT": str(13000 + 10 * SLOT),
+    "LOCUST_WEB_PORT": str(18089 + 10 * SLOT),
+    "PROMETHEUS_PORT": str(19090 + 10 * SLOT),
+}
 
 
 def engine_reachable() -> bool:
@@ -66,7 +73,7 @@ class Stack:
             **os.environ,
             **PORTS,
             "LAB_HOME": str(ROOT),
-            "LAB_PROJECT": "loadlab-e2e",
+            "LAB_PROJECT": PROJECT,
             "LAB_ENV_FILE": str(self.workdir / ".env"),
             "LAB_RESULTS_DIR": str(self.results_dir),
             "LOCUST_WORKERS": "2",
