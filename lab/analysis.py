@@ -120,6 +120,29 @@ def window_histogram(result: list[dict], start: float, end: float) -> dict[float
     return histogram
 
 
+def intervals(start: float, end: float, step: float) -> list[tuple[float, float]]:
+    """Consecutive (from, to) intervals of `step` seconds from `start`, on the grid of a Prometheus range
+    query with that start and step; a last partial interval before `end` is left out."""
+    edges = [start + k * step for k in range(int((end - start) // step) + 1)]
+    return list(zip(edges, edges[1:], strict=False))
+
+
+def counter_rates(
+    points: list[tuple[float, float]], spans: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """Per-second increase of a counter over each (from, to) span, placed at `to`: exact differences of
+    the counter's samples, so a run's first seconds are not underestimated the way rate() extrapolates."""
+    return [(to, (value_at(points, to) - value_at(points, since)) / (to - since)) for since, to in spans]
+
+
+def window_quantiles(
+    result: list[dict], spans: list[tuple[float, float]], quantiles: Iterable[float]
+) -> dict:
+    """{q: [(to, quantile or None), ...]} over each span, from a matrix of cumulative bucket counts."""
+    histograms = [(to, window_histogram(result, since, to)) for since, to in spans]
+    return {q: [(to, histogram_quantile(q, h)) for to, h in histograms] for q in quantiles}
+
+
 def find_knee(steps: list[Mapping], min_growth: float) -> int | None:
     """Index of the knee: the last step before the first one whose added users bring less than
     `min_growth` of the requests/s they would at the previous step's rate per user (the capacity

@@ -21,7 +21,7 @@ PERCENTILE_METHOD = (
     "Percentiles are estimated from the locust_request_duration_seconds histogram "
     "(bucket upper bounds in ms: {bounds}) by linear interpolation inside the bucket that holds the rank, as Prometheus's histogram_quantile "
     "does: whole-run figures from the run's final cumulative bucket counts (the counters of a run id "
-    "start at 0), figures over time from the bucket rates over {rate_window}. A histogram percentile "
+    "start at 0), figures over time from the counts' differences over {step} intervals. A histogram percentile "
     "is exact to within the bucket that holds it."
 )
 # A run's last samples are scraped up to one scrape interval after it ends: read a little past the end.
@@ -151,13 +151,14 @@ def load_thresholds(path: Path) -> dict:
     return thresholds
 
 
-def rate_window(duration: float) -> float:
-    """The rate() range: long enough for several scrapes, short enough to show a one-minute run."""
-    return max(30.0, round(duration / 60.0) * 5.0)
-
-
 def range_step(duration: float) -> float:
+    """Seconds between points over time: at least the stack's 5 s scrape interval, at most ~300 points."""
     return max(5.0, math.ceil(duration / 300.0))
+
+
+def rate_window(duration: float) -> float:
+    """rate() range of the server-side counters: several scrapes, and no gaps between points."""
+    return max(30.0, 2 * range_step(duration))
 
 
 def queries(run: Run) -> dict[str, tuple[str, str]]:
@@ -174,10 +175,7 @@ def queries(run: Run) -> dict[str, tuple[str, str]]:
     }
     over_time = {
         "users": f"sum(locust_users{sel})",
-        "rps": f"sum(rate(locust_requests_total{sel}{rw}))",
-        "failures_rate": f"sum(rate(locust_request_failures_total{sel}{rw}))",
-        "latency_buckets": f"sum by (le) (rate(locust_request_duration_seconds_bucket{sel}{rw}))",
-        # Cumulative counts, to take differences over capacity steps' windows.
+        # The run's counters as they are (they start at 0): differences give exact counts per interval.
         "cumulative_buckets": f"sum by (le) (locust_request_duration_seconds_bucket{sel})",
         "cumulative_requests": f"sum(locust_requests_total{sel})",
         "cumulative_failures": f"sum(locust_request_failures_total{sel})",
@@ -261,13 +259,14 @@ def build(run: Run, data: dict[str, list], extras: dict, thresholds: dict) -> di
     duration = run.end - run.started_at
     bounds = sorted({analysis.parse_le(s["metric"]["le"]) for s in data["buckets"]} - {analysis.INF})
     users = series(data["users"])
-    rps = series(data["rps"])
-    failures_rate = dict(series(data["failures_rate"]))
+    spans = analysis.intervals(run.started_at, run.end, range_step(duration))
+    rps = analysis.counter_rates(series(data["cumulative_requests"]), spans)
+    failures = dict(analysis.counter_rates(series(data["cumulative_failures"]), spans))
     over_time = {
         "users": users,
         "rps": rps,
-        "error_ratio": [(t, failures_rate.get(t, 0.0) / v if v else None) for t, v in rps],
-        "latency": analysis.bucket_series_quantiles(data["latency_buckets"], QUANTILES),
+        "error_ratio": [(t, failures[t] / v if v else None) for t, v in rps],
+        "latency": analysis.window_quantiles(data["cumulative_buckets"], spans, QUANTILES),
         "api_latency": analysis.bucket_series_quantiles(data["api_latency_buckets"], QUANTILES),
         **{
             name: series(data[name])
@@ -314,7 +313,7 @@ def build(run: Run, data: dict[str, list], extras: dict, thresholds: dict) -> di
         "soak": soak_section(over_time, thresholds) if "soak" in run.scenario else None,
         "percentile_method": PERCENTILE_METHOD.format(
             bounds=", ".join(f"{b * 1000:g}" for b in bounds),
-            rate_window=f"{rate_window(duration):g} s windows",
+            step=f"{range_step(duration):g} s",
         ),
         "series": over_time,
     }

@@ -213,3 +213,23 @@ def test_an_endpoint_in_one_run_only_is_shown_not_judged():
     assert not flagged(rows)
     new = [r for r in rows if r["endpoint"] == "GET /new"]
     assert len(new) == 4 and all(r["before"] is None and r["change"] is None for r in new)
+
+
+def test_intervals_follow_the_range_query_grid():
+    assert analysis.intervals(100.0, 117.0, 5.0) == [(100.0, 105.0), (105.0, 110.0), (110.0, 115.0)]
+    assert analysis.intervals(100.0, 103.0, 5.0) == []
+
+
+def test_counter_rates_are_exact_differences_from_zero_at_the_start():
+    points = [(105.0, 50.0), (110.0, 60.0)]  # no sample at 100: the run's counter had not appeared yet
+    assert analysis.counter_rates(points, [(100.0, 105.0), (105.0, 110.0)]) == [(105.0, 10.0), (110.0, 2.0)]
+
+
+def test_window_quantiles_per_interval():
+    matrix = [
+        {"metric": {"le": "0.1"}, "values": [[100, "0"], [105, "10"], [110, "10"]]},
+        {"metric": {"le": "1"}, "values": [[100, "0"], [105, "10"], [110, "20"]]},
+        {"metric": {"le": "+Inf"}, "values": [[100, "0"], [105, "10"], [110, "20"]]},
+    ]
+    result = analysis.window_quantiles(matrix, [(100, 105), (105, 110)], (0.5,))
+    assert result[0.5] == [(105, pytest.approx(0.05)), (110, pytest.approx(0.55))]

@@ -54,13 +54,14 @@ def responses(scale=1.0):
             [({"method": "POST", "name": "/login", "error": "HTTPError('401 Client Error')"}, 2 * scale)]
         ),
         "users": matrix([({}, lambda t: min(10, (t - START) / 2))]),
-        "rps": matrix([({}, lambda t: 2.0)]),
-        "failures_rate": matrix([({}, lambda t: 0.05)]),
-        "cumulative_buckets": [],
-        "cumulative_requests": [],
-        "cumulative_failures": [],
-        "latency_buckets": matrix(
-            [({"le": le}, lambda t, n=n: n / 60) for le, n in zip(LES, (10, 50, 99, 118, 120), strict=True)]
+        # The run's counters grow evenly from 0 at START to the final counts at END.
+        "cumulative_requests": matrix([({}, lambda t: 120 * scale * (t - START) / 60)]),
+        "cumulative_failures": matrix([({}, lambda t: 2 * scale * (t - START) / 60)]),
+        "cumulative_buckets": matrix(
+            [
+                ({"le": le}, lambda t, n=n: n * scale * (t - START) / 60)
+                for le, n in zip(LES, (10, 50, 99, 118, 120), strict=True)
+            ]
         ),
         "api_latency_buckets": matrix(
             [({"le": le}, lambda t, n=n: n / 60) for le, n in zip(LES, (60, 110, 118, 120, 120), strict=True)]
@@ -106,9 +107,15 @@ def test_whole_run_figures_come_from_the_final_bucket_counts(tmp_path):
 
 
 def test_over_time_series_for_the_plots(tmp_path):
-    series = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)["series"]
-    assert series["error_ratio"][0] == (START, pytest.approx(0.025))
-    assert len(series["latency"][0.95]) == 13
+    built = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)
+    series = built["series"]
+    # 5 s intervals from START; each point is placed at the end of its interval.
+    assert [t for t, _ in series["rps"]] == [START + 5 * k for k in range(1, 13)]
+    assert all(v == pytest.approx(2.0) for _, v in series["rps"])
+    assert all(v == pytest.approx(2 / 120) for _, v in series["error_ratio"])
+    # Every interval has the whole run's distribution here, so the same p95.
+    assert all(v == pytest.approx(built["summary"]["p95_seconds"]) for _, v in series["latency"][0.95])
+    assert series["api_latency"][0.5][0] == (START, pytest.approx(0.01 * 60 / 60))
     assert series["api_5xx_rate"] == []
 
 

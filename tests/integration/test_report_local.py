@@ -1,0 +1,308 @@
+"""`lab report` and `lab compare` end to end without Docker: a real Locust (web UI, the whole Load Lab
+plugin) loads a loopback target, a real Prometheus (Debian's) scrapes the Locust exporter every
+second, and the commands read it back. The report must agree with Locust's own CSV.
+"""
+
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+
+import exporter_target
+import pytest
+
+from lab import analysis, exporter
+from lab.prometheus import Prometheus
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PROMETHEUS = shutil.which("prometheus")
+CHROMIUM = shutil.which("chromium")
+
+pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus (Debian package) is not installed")
+
+SLO = """objectives:
+  p95:
+    metric: latency_p95
+    max: 500ms
+  errors:
+    metric: error_ratio
+    max: 0.2
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, data: dict | None = None):
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    with urllib.request.urlopen(url, data=body, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for(predicate, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s: {message}")
+
+
+class SlowableHandler(exporter_target.Handler):
+    """The target; `extra_delay` (seconds) slows every reply, like the demo API's API_EXTRA_LATENCY_MS."""
+
+    extra_delay = 0.0
+
+    def do_GET(self):
+        time.sleep(self.extra_delay)
+        super().do_GET()
+
+
+class Lab:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.results = workdir / "results"
+        self.slo = workdir / "slo.yaml"
+        self.slo.write_text(SLO)
+        self.exporter_port, self.web_port, self.prometheus_port = free_port(), free_port(), free_port()
+        self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
+        self.locust_url = f"http://127.0.0.1:{self.web_port}"
+        self.processes: list[subprocess.Popen] = []
+        self.last_run_id = None
+
+    def start(self, target_url: str) -> None:
+        self.target_url = target_url
+        config = self.workdir / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: locust\n"
+            f"    static_configs:\n      - targets: ['127.0.0.1:{self.exporter_port}']\n"
+        )
+        self.spawn(
+            "prometheus",
+            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.prometheus_port}"],
+        )  # fmt: skip
+        self.spawn(
+            "locust",
+            [sys.executable, "-m", "locust", "-f", str(HERE / "report_locustfile.py"),
+             "--web-host", "127.0.0.1", "--web-port", str(self.web_port), "--host", target_url,
+             "--exporter-port", str(self.exporter_port), "--scenarios-file", str(ROOT / "locust/scenarios.yaml"),
+             "--slo-file", str(self.slo)],
+        )  # fmt: skip
+        wait_for(
+            lambda: urllib.request.urlopen(f"{self.prometheus_url}/-/ready", timeout=2),
+            60,
+            "Prometheus ready",
+        )
+        wait_for(lambda: urllib.request.urlopen(self.locust_url, timeout=2), 60, "Locust web UI up")
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        env = {**os.environ, "LAB_RESULTS_DIR": str(self.results), "PYTHONPATH": str(ROOT)}
+        self.processes.append(subprocess.Popen(argv, cwd=self.workdir, env=env, stdout=log, stderr=log))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def run_load(self, users: int, seconds: int) -> str:
+        """A bounded run through Locust's web API; returns its id once Prometheus has its final counts."""
+        reply = http_json(
+            f"{self.locust_url}/swarm",
+            {"user_count": users, "spawn_rate": users, "host": self.target_url, "run_time": f"{seconds}s"},
+        )
+        assert reply.get("success"), reply
+        run_id = wait_for(
+            lambda: (
+                (http_json(f"{self.locust_url}/lab/run").get("run_id") or "") not in ("", self.last_run_id)
+                and http_json(f"{self.locust_url}/lab/run")["run_id"]
+            ),
+            30,
+            "a new run id",
+        )
+        self.last_run_id = run_id
+        wait_for(
+            lambda: (
+                (self.results / run_id / "run.json").is_file()
+                and json.loads((self.results / run_id / "run.json").read_text()).get("end")
+            ),
+            seconds + 30,
+            "the run to end and write run.json",
+        )
+        total = locust_total(self.results / run_id)
+        prometheus = Prometheus(self.prometheus_url)
+        wait_for(
+            lambda: [r for r in prometheus.query(f'sum(locust_requests_total{{run_id="{run_id}"}})')
+                     if float(r["value"][1]) == total],
+            30,
+            f"Prometheus to scrape the final {total} requests of {run_id}",
+        )  # fmt: skip
+        return run_id
+
+    def lab(self, *args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PROMETHEUS_URL": self.prometheus_url, "LAB_RESULTS_DIR": str(self.results)}
+        return subprocess.run(
+            [sys.executable, "-m", "lab", *args, "--slo", str(self.slo)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+
+def locust_rows(folder: Path) -> dict[str, dict]:
+    with open(folder / "locust_stats.csv", newline="") as f:
+        return {f"{row['Type']} {row['Name']}".strip(): row for row in csv.DictReader(f)}
+
+
+def locust_total(folder: Path) -> int:
+    return int(locust_rows(folder)["Aggregated"]["Request Count"])
+
+
+@pytest.fixture(scope="module")
+def lab():
+    server = exporter_target.Server(("127.0.0.1", 0), SlowableHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with tempfile.TemporaryDirectory(prefix="lab-report-") as workdir:
+        lab = Lab(Path(workdir))
+        try:
+            lab.start(f"http://127.0.0.1:{server.server_address[1]}")
+            lab.run_id = lab.run_load(users=8, seconds=20)
+            SlowableHandler.extra_delay = 0.2
+            try:
+                lab.slow_run_id = lab.run_load(users=8, seconds=12)
+            finally:
+                SlowableHandler.extra_delay = 0.0
+            yield lab
+        finally:
+            lab.stop()
+            server.shutdown()
+            server.server_close()
+
+
+class Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+
+def test_report_agrees_with_locusts_own_csv(lab):
+    result = lab.lab("report", lab.run_id)
+    assert result.returncode == 0, result.stderr
+    folder = lab.results / lab.run_id
+    page = Page()
+    page.feed((folder / "report.html").read_text())
+    page.close()
+    assert len(page.images) == 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
+
+    figures = json.loads((folder / "report.json").read_text())
+    rows = locust_rows(folder)
+    assert figures["summary"]["requests"] == int(rows["Aggregated"]["Request Count"])
+    assert figures["summary"]["failures"] == int(rows["Aggregated"]["Failure Count"])
+    for key, row in rows.items():
+        ours = figures["summary"] if key == "Aggregated" else figures["endpoints"][key]
+        assert ours["requests"] == int(row["Request Count"]), key
+        # Locust's p95 is a rounded response time; ours interpolates in the histogram bucket holding it.
+        low, high = analysis.bucket_bounds(float(row["95%"]) / 1000, exporter.DEFAULT_BUCKETS)
+        assert low <= ours["p95_seconds"] <= high, (key, ours["p95_seconds"], row["95%"])
+    assert figures["slo"] and {v["objective"] for v in figures["slo"]} == {"p95", "errors"}
+
+
+def test_percentiles_match_prometheus_histogram_quantile(lab):
+    assert lab.lab("report", lab.run_id).returncode == 0
+    figures = json.loads((lab.results / lab.run_id / "report.json").read_text())
+    run = json.loads((lab.results / lab.run_id / "run.json").read_text())
+    window = int(run["end"] - run["start"] + 60)
+    selector = f'{{run_id="{lab.run_id}"}}'
+    for q, key in ((0.5, "p50_seconds"), (0.95, "p95_seconds"), (0.99, "p99_seconds")):
+        promql = (
+            f"histogram_quantile({q}, sum by (le) "
+            f"(max_over_time(locust_request_duration_seconds_bucket{selector}[{window}s])))"
+        )
+        theirs = Prometheus(lab.prometheus_url).query(promql, time=run["end"] + 30)
+        assert float(theirs[0]["value"][1]) == pytest.approx(figures["summary"][key], rel=1e-9)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) is not installed")
+def test_report_renders_in_headless_chromium(lab, tmp_path):
+    import matplotlib.image
+
+    assert lab.lab("report", lab.run_id).returncode == 0
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2400",
+         (lab.results / lab.run_id / "report.html").as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (2400, 1280)
+    # Text and plots drawn: many distinct colours, not a blank or error page.
+    assert len({tuple(p) for p in pixels[::8, ::8].reshape(-1, pixels.shape[2])}) > 50
+    if os.environ.get("LAB_SCREENSHOT_DIR"):  # keep it to look at
+        shutil.copy(shot, Path(os.environ["LAB_SCREENSHOT_DIR"]) / "report.png")
+
+
+def test_compare_a_run_with_itself_and_with_a_slowed_run(lab, tmp_path):
+    same = lab.lab("compare", lab.run_id, lab.run_id, "--json", str(tmp_path / "same.json"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no regression" in same.stdout
+    assert json.loads((tmp_path / "same.json").read_text())["regressions"] == 0
+
+    slowed = lab.lab("compare", lab.run_id, lab.slow_run_id)
+    assert slowed.returncode == 1, slowed.stdout + slowed.stderr
+    assert "REGRESSION" in slowed.stdout
+    comparison = json.loads((lab.results / lab.slow_run_id / "compare.json").read_text())
+    flagged = {(r["endpoint"], r["metric"]) for r in comparison["rows"] if r["regression"]}
+    assert ("overall", "p95_seconds") in flagged and ("GET /", "p95_seconds") in flagged
+
+
+def test_compare_against_the_saved_baseline(lab):
+    saved = lab.lab("compare", "--save-baseline", lab.run_id)
+    assert saved.returncode == 0, saved.stderr
+    assert lab.lab("compare", lab.run_id).returncode == 0
+    assert lab.lab("compare", lab.slow_run_id).returncode == 1
+
+
+def test_bad_input_is_a_one_line_error(lab):
+    unknown = lab.lab("report", "20000101T000000Z-nope")
+    assert unknown.returncode == 2 and unknown.stderr.strip().startswith("lab: error: unknown run id")
+
+    down = lab.lab("report", lab.run_id, "--prometheus", f"http://127.0.0.1:{free_port()}")
+    assert down.returncode == 2 and "Prometheus is unreachable" in down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1
+
+    empty = lab.results / "20000101T000000Z-empty"
+    empty.mkdir()
+    record = {"run_id": empty.name, "scenario": "baseline", "host": "", "start": 946684800, "end": 946684860}
+    (empty / "run.json").write_text(json.dumps(record))
+    nodata = lab.lab("report", empty.name)
+    assert nodata.returncode == 2 and f"run {empty.name} has no Locust samples" in nodata.stderr
+    assert len(nodata.stderr.strip().splitlines()) == 1
