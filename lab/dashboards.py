@@ -16,7 +16,7 @@ from lab.errors import LabError
 from lab.panels import (
     GREEN_RED_AT,
     RUN,
-    column,
+    Column,
     dashboard,
     layout,
     pass_fail_mappings,
@@ -99,9 +99,23 @@ def overview():
                 (
                     4,
                     stat(
+                        "p99 response time",
+                        targets(("p99", locust_quantile(0.99))),
+                        unit="s",
+                        thresholds=GREEN_RED_AT["latency"],
+                    ),
+                ),
+            ],
+        ),
+        (
+            5,
+            [
+                (
+                    24,
+                    stat(
                         "SLO verdicts",
                         targets(("{{objective}}", f"locust_slo_pass{{{RUN}}}")),
-                        description="One verdict per objective of locust/slo.yaml, once the run has them.",
+                        description="One tile per objective of locust/slo.yaml, once the run has its verdicts.",
                         mappings=pass_fail_mappings(),
                         graph=False,
                         text_mode="value_and_name",
@@ -158,31 +172,21 @@ def overview():
                     15,
                     table(
                         "Per endpoint",
-                        description="Over the time range shown: mean requests/s while the endpoint was "
-                        "requested, error ratio, and p95/p99 of all its requests.",
-                        queries=[
-                            target(
+                        [
+                            (
                                 "avg_over_time((sum by (method, name) "
                                 f"(rate({REQUESTS}{RATE})) > 0)[$__range:])",
-                                ref="A",
-                                instant=True,
-                                table=True,
+                                Column("requests/s", "reqps", 1),
                             ),
-                            target(
+                            (
                                 f"{per_endpoint(FAILURES)} / {per_endpoint(REQUESTS)}",
-                                ref="B",
-                                instant=True,
-                                table=True,
+                                Column("error ratio", "percentunit", 2, GREEN_RED_AT["error_ratio"]),
                             ),
-                            target(endpoint_quantile(0.95), ref="C", instant=True, table=True),
-                            target(endpoint_quantile(0.99), ref="D", instant=True, table=True),
+                            (endpoint_quantile(0.95), Column("p95", "s", thresholds=GREEN_RED_AT["latency"])),
+                            (endpoint_quantile(0.99), Column("p99", "s", thresholds=GREEN_RED_AT["latency"])),
                         ],
-                        overrides=[
-                            column("A", "requests/s", "reqps", decimals=1),
-                            column("B", "error ratio", "percentunit", 2, GREEN_RED_AT["error_ratio"]),
-                            column("C", "p95", "s", thresholds=GREEN_RED_AT["latency"]),
-                            column("D", "p99", "s", thresholds=GREEN_RED_AT["latency"]),
-                        ],
+                        description="Over the time range shown: mean requests/s while the endpoint was "
+                        "requested, error ratio, and p95/p99 of all its requests.",
                     ),
                 ),
                 (
@@ -190,14 +194,12 @@ def overview():
                     table(
                         "Top errors",
                         [
-                            target(
+                            (
                                 "topk(10, sum by (name, error) "
                                 f"(increase(locust_errors_total{{{RUN}}}[$__range]))) > 0",
-                                instant=True,
-                                table=True,
+                                Column("count", "short", 0),
                             )
                         ],
-                        overrides=[column("A", "count", "short", decimals=0)],
                     ),
                 ),
             ],
@@ -532,25 +534,18 @@ def capacity():
                     table(
                         "Each step of the load",
                         [
-                            target(per_step(rps), ref="A", instant=True, table=True),
-                            target(per_step(p95), ref="B", instant=True, table=True),
-                            target(
+                            (per_step(rps), Column("requests/s", "reqps", 1)),
+                            (per_step(p95), Column("p95", "s", thresholds=GREEN_RED_AT["latency"])),
+                            (
                                 per_step(
                                     f"(sum by (run_id) (rate({FAILURES}{RATE})) "
                                     f"/ sum by (run_id) (rate({REQUESTS}{RATE})))"
                                 ),
-                                ref="C",
-                                instant=True,
-                                table=True,
+                                Column("error ratio", "percentunit", 2, GREEN_RED_AT["error_ratio"]),
                             ),
                         ],
                         description="One row a step of users, ramps left out: the mean requests/s, "
                         "the mean of the one-minute p95 and the error ratio.",
-                        overrides=[
-                            column("A", "requests/s", "reqps", decimals=1),
-                            column("B", "p95", "s", thresholds=GREEN_RED_AT["latency"]),
-                            column("C", "error ratio", "percentunit", 2, GREEN_RED_AT["error_ratio"]),
-                        ],
                         sort_by="users",
                     ),
                 ),

@@ -6,6 +6,8 @@ Panels are laid out in rows of fixed widths (the grid is 24 columns, one height 
 which is what keeps them readable on a 1920x1080 screen.
 """
 
+from typing import NamedTuple
+
 import grafanalib.core as G
 
 DATASOURCE_UID = "prometheus"
@@ -108,16 +110,35 @@ def stat(
     )
 
 
-def table(
-    title: str,
-    queries: list[G.Target],
-    description: str = "",
-    overrides: list | None = None,
-    sort_by: str | None = None,
-) -> G.Table:
-    """A table of instant queries joined on their labels: one row a label set, one column a query.
-    `sort_by` names a label holding numbers: the rows are sorted by it, as numbers."""
-    transformations = [{"id": "merge", "options": {}}]
+class Column(NamedTuple):
+    name: str
+    unit: str
+    decimals: int | None = None
+    thresholds: list | None = None
+
+
+def table(title: str, columns: list[tuple[str, Column]], description: str = "", sort_by: str | None = None):
+    """A table of instant queries, one column each (expr, Column), joined on their labels: one row a
+    label set. `sort_by` names a label holding numbers: the rows are sorted by it, as numbers."""
+    queries, overrides = [], []
+    for i, (expr, column) in enumerate(columns):
+        ref = chr(ord("A") + i)
+        queries.append(target(expr, ref=ref, instant=True, table=True))
+        # Grafana names a table query's value field "Value", or "Value #<refId>" when there are several.
+        field = f"Value #{ref}" if len(columns) > 1 else "Value"
+        properties = [{"id": "displayName", "value": column.name}, {"id": "unit", "value": column.unit}]
+        if column.decimals is not None:
+            properties.append({"id": "decimals", "value": column.decimals})
+        if column.thresholds:
+            properties += [
+                {"id": "thresholds", "value": {"mode": "absolute", "steps": column.thresholds}},
+                {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+            ]
+        overrides.append({"matcher": {"id": "byName", "options": field}, "properties": properties})
+    transformations = [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True}}},
+    ]
     if sort_by:
         conversion = {"targetField": sort_by, "destinationType": "number"}
         transformations.append({"id": "convertFieldType", "options": {"conversions": [conversion]}})
@@ -126,26 +147,11 @@ def table(
         description=description,
         dataSource=DATASOURCE,
         targets=queries,
-        overrides=overrides or [],
+        overrides=overrides,
         transformations=transformations,
         sortBy=[G.TableSortByField(displayName=sort_by)] if sort_by else [],
         editable=False,
     )
-
-
-def column(
-    ref: str, name: str, unit: str, decimals: int | None = None, thresholds: list | None = None
-) -> dict:
-    """A table override that names the column of query `ref` and gives it a unit (and colours)."""
-    properties = [{"id": "displayName", "value": name}, {"id": "unit", "value": unit}]
-    if decimals is not None:
-        properties.append({"id": "decimals", "value": decimals})
-    if thresholds:
-        properties += [
-            {"id": "thresholds", "value": {"mode": "absolute", "steps": thresholds}},
-            {"id": "custom.cellOptions", "value": {"type": "color-text"}},
-        ]
-    return {"matcher": {"id": "byName", "options": f"Value #{ref}"}, "properties": properties}
 
 
 def right_axis(series: str, unit: str) -> dict:

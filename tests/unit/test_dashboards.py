@@ -236,3 +236,13 @@ def test_every_panel_query_parses_as_promql(tmp_path):
     path.write_text(json.dumps({"groups": [{"name": "panels", "rules": rules}]}))
     result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@all_models()
+def test_table_columns_name_the_fields_grafana_makes(model):
+    # A table query's value field is "Value", or "Value #<refId>" when the panel has several queries.
+    for panel in (p for p in model["panels"] if p["type"] == "table"):
+        refs = [target["refId"] for target in panel["targets"]]
+        fields = {"Value"} if len(refs) == 1 else {f"Value #{ref}" for ref in refs}
+        assert {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]} == fields, panel["title"]
+        assert all(t["instant"] and t["format"] == "table" for t in panel["targets"]), panel["title"]
