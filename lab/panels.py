@@ -261,6 +261,17 @@ def dashboard(
         tags=["loadlab", *tags],
         panels=panels,
         templating=G.Templating(list=[run_variable()]),
+        # A menu of the other Load Lab dashboards that keeps the run and the time range.
+        links=[
+            {
+                "type": "dashboards",
+                "tags": ["loadlab"],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+                "title": "Load Lab",
+            }
+        ],
         annotations=G.Annotations(list=run_annotations()),
         schemaVersion=SCHEMA_VERSION,
         graphTooltip=G.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,  # one time axis: hover shows the same instant everywhere

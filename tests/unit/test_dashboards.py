@@ -246,3 +246,16 @@ def test_table_columns_name_the_fields_grafana_makes(model):
         fields = {"Value"} if len(refs) == 1 else {f"Value #{ref}" for ref in refs}
         assert {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]} == fields, panel["title"]
         assert all(t["instant"] and t["format"] == "table" for t in panel["targets"]), panel["title"]
+
+
+def test_rate_interval_knows_the_scrape_interval():
+    # Grafana's $__rate_interval is at least four scrape intervals of the datasource's timeInterval.
+    prometheus = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    assert provisioned_datasource()["jsonData"]["timeInterval"] == prometheus["global"]["scrape_interval"]
+
+
+@all_models()
+def test_dashboards_link_to_each_other_keeping_run_and_time(model):
+    (link,) = model["links"]
+    assert link["tags"] == ["loadlab"] and link["includeVars"] and link["keepTime"]
+    assert "loadlab" in model["tags"]
