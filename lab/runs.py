@@ -21,7 +21,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,8 @@ RESULTS_DIR_ENV = "LAB_RESULTS_DIR"
 DEFAULT_SCENARIO = "custom"
 
 
-@dataclass
-class Verdict:
-    """One SLO objective judged over a run (filled by lab.verdicts)."""
+class Verdict(Protocol):
+    """What the run keeps of one judged SLO objective (lab.slo.Verdict, filled in by lab.verdicts)."""
 
     objective: str
     passed: bool
@@ -39,11 +38,12 @@ class Verdict:
     threshold: float
 
 
-class Capacity(TypedDict):
-    """The capacity search result (filled by lab.verdicts): the highest passing step and all steps."""
+class Capacity(TypedDict, total=False):
+    """The capacity search result (lab.capacity, filled in by lab.shapes): the highest step that met
+    the objectives (users and requests/s are None when none did) and every step."""
 
-    users: int
-    requests_per_second: float
+    users: int | None
+    requests_per_second: float | None
     steps: list[dict]
 
 

@@ -55,6 +55,7 @@ class Locust:
             "--web-host", "127.0.0.1",
             "--web-port", self.web.rsplit(":", 1)[1],
             "--exporter-port", str(self.exporter_port),
+            "--exporter-host", "127.0.0.1",
             "--host", host,
             *extra,
             user_class,

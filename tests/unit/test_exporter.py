@@ -19,13 +19,14 @@ from lab.exporter import (
     normalise_error,
     parse_buckets,
     rounding_keeps,
+    whole_number,
 )
 
 DEFAULT_MS = [round(b * 1000, 6) for b in DEFAULT_BUCKETS]
 SLO_THRESHOLDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # docs/architecture.md
 
-# Raw response times in ms as Locust sees them: sub-ms to a minute.
-raw_times = st.floats(min_value=0.0, max_value=60_000.0, allow_nan=False)
+# Raw response times in ms as Locust sees them, from sub-ms up to the highest finite bucket.
+raw_times = st.floats(min_value=0.0, max_value=DEFAULT_BUCKETS[-1] * 1000, allow_nan=False)
 distributions = st.lists(raw_times, min_size=1, max_size=300).map(
     lambda samples: _distribution([bucket_response_time(t) for t in samples])
 )
@@ -64,6 +65,13 @@ def test_parse_buckets_reads_seconds():
 def test_parse_buckets_rejects_boundaries_rounding_cannot_hit(text, problem):
     with pytest.raises(argparse.ArgumentTypeError, match=problem):
         parse_buckets(text)
+
+
+def test_counts_must_be_whole_and_not_negative():
+    assert whole_number("0") == 0 and whole_number("200") == 200
+    for bad in ("-1", "many", "2.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="whole number"):
+            whole_number(bad)
 
 
 @given(distributions)

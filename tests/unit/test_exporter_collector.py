@@ -7,7 +7,7 @@ from locust.shape import LoadTestShape
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab import runs
+from lab import runs, slo
 from lab.exporter import LocustCollector, worker_labels
 from locust import User, constant, task
 
@@ -82,7 +82,7 @@ def test_one_scrape_exposes_the_contract(environment):
     assert value(samples, "locust_request_duration_seconds_sum", name="/items/[id]") == pytest.approx(2.5322)
     assert value(samples, "locust_request_duration_seconds_bucket", name="/items/[id]", le="0.005") == 1
     assert value(samples, "locust_request_duration_seconds_bucket", name="/items/[id]", le="0.05") == 3
-    assert value(samples, "locust_request_duration_seconds_bucket", name="/items/[id]", le="0.2") == 4
+    assert value(samples, "locust_request_duration_seconds_bucket", name="/items/[id]", le="0.25") == 4
     assert value(samples, "locust_request_duration_seconds_bucket", name="/items/[id]", le="+Inf") == 5
     assert value(samples, "locust_errors_total", name="/login", error="RuntimeError('user <n> locked')") == 2
     assert value(samples, "locust_runner_state", state="ready") == 1
@@ -96,9 +96,11 @@ def test_one_scrape_exposes_the_contract(environment):
 
     run.stage = "ramp"
     run.slo_verdicts = [
-        runs.Verdict("p95 latency", True, 0.2, 0.5),
-        runs.Verdict("errors", False, 0.02, 0.01),
+        slo.Verdict("p95 latency", "latency", True, 0.2, 0.5, "max", "s"),
+        slo.Verdict("errors", "error_ratio", False, 0.02, 0.01, "max", "ratio"),
     ]
+    run.capacity = {"users": None, "requests_per_second": None, "steps": []}  # no step met the SLOs
+    assert "locust_capacity_users" not in scrape(registry)
     run.capacity = {"users": 120, "requests_per_second": 410.5, "steps": []}
     samples = scrape(registry)
     assert value(samples, "locust_shape_stage", stage="ramp") == 1
