@@ -294,6 +294,7 @@ def build(run: Run, data: dict[str, list], extras: dict, thresholds: dict) -> di
         },
         "summary": {**overall, "peak_users": max((v for _, v in users), default=0)},
         "endpoints": endpoints,
+        "server": server_summary(over_time),
         "errors": sorted(
             (
                 {
@@ -318,6 +319,33 @@ def build(run: Run, data: dict[str, list], extras: dict, thresholds: dict) -> di
         "series": over_time,
     }
     return report
+
+
+SERVER_SERIES = {
+    # report.json key: (series in over_time, how to reduce it over the window)
+    "api_requests_per_second_mean": ("api_rps", "mean"),
+    "api_5xx_per_second_mean": ("api_5xx_rate", "mean"),
+    "api_resident_memory_bytes_max": ("api_rss", "max"),
+    "postgres_commits_per_second_mean": ("pg_xact_rate", "mean"),
+    "postgres_connections_max": ("pg_connections", "max"),
+    "redis_commands_per_second_mean": ("redis_commands_rate", "mean"),
+    "redis_memory_bytes_max": ("redis_memory", "max"),
+    "locust_resident_memory_bytes_max": ("locust_rss", "max"),
+}
+
+
+def server_summary(over_time: dict) -> dict:
+    """The server side in figures: each series' mean or peak over the run's window (None: no data)."""
+    summary = {}
+    for key, (name, how) in SERVER_SERIES.items():
+        values = [v for _, v in over_time[name]]
+        if not values:
+            summary[key] = None
+        else:
+            summary[key] = sum(values) / len(values) if how == "mean" else max(values)
+    p95 = [v for _, v in over_time["api_latency"][0.95] if v is not None]
+    summary["api_p95_seconds_max"] = max(p95) if p95 else None
+    return summary
 
 
 def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) -> dict:

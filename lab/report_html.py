@@ -60,6 +60,8 @@ def render(report: dict, plots: list[dict]) -> str:
     for plot in plots:
         if plot["id"] in ("client", "server"):
             parts += [f"<h2>{escape(plot['title'])}</h2>", _img(plot)]
+        if plot["id"] == "server":
+            parts.append(_server(report["server"]))
     parts += [
         "<h2>How the figures were computed</h2>",
         f'<p class="note">{escape(report["percentile_method"])}</p>',
@@ -202,6 +204,31 @@ def _endpoints(report) -> list[str]:
         )
     head = ["endpoint", "requests", "failures", "requests/s", "errors", "p50", "p95", "p99"]
     return ["<h2>Per endpoint</h2>", _table(head, rows)]
+
+
+def _server(server) -> str:
+    mib = 2.0**20
+    rows = [
+        ("API requests/s, mean", server["api_requests_per_second_mean"], "{:.1f}", 1),
+        ("API 5xx/s, mean", server["api_5xx_per_second_mean"], "{:.2f}", 1),
+        ("API p95, highest", server["api_p95_seconds_max"], "{:.1f} ms", 1000),
+        ("API resident memory, highest", server["api_resident_memory_bytes_max"], "{:.0f} MiB", 1 / mib),
+        ("Postgres commits/s, mean", server["postgres_commits_per_second_mean"], "{:.1f}", 1),
+        ("Postgres connections, highest", server["postgres_connections_max"], "{:.0f}", 1),
+        ("Redis commands/s, mean", server["redis_commands_per_second_mean"], "{:.1f}", 1),
+        ("Redis memory, highest", server["redis_memory_bytes_max"], "{:.1f} MiB", 1 / mib),
+        (
+            "Locust master resident memory, highest",
+            server["locust_resident_memory_bytes_max"],
+            "{:.0f} MiB",
+            1 / mib,
+        ),
+    ]
+    cells = [
+        [label, "no data" if value is None else fmt.format(value * scale)]
+        for label, value, fmt, scale in rows
+    ]
+    return _table(["over the run's window", ""], cells)
 
 
 def _errors(errors) -> list[str]:

@@ -104,6 +104,10 @@ def test_whole_run_figures_come_from_the_final_bucket_counts(tmp_path):
     ]
     assert "10, 50, 100, 500" in built["percentile_method"]
     assert built["soak"] is None and built["capacity"] is None
+    server = built["server"]
+    assert server["api_requests_per_second_mean"] == pytest.approx(2.0)
+    assert server["postgres_connections_max"] == 6 and server["api_5xx_per_second_mean"] is None
+    assert server["api_p95_seconds_max"] == pytest.approx(0.05 + 0.05 * (114 - 110) / 8)
 
 
 def test_over_time_series_for_the_plots(tmp_path):
