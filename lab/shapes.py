@@ -4,6 +4,7 @@ locustfile to offer them in the web UI's class picker and to `lab run` / `--scen
 
 import logging
 import time
+from dataclasses import dataclass
 
 from lab import scenarios
 from lab.plans import PLANS, Tick
@@ -103,51 +104,93 @@ class Mixed(ScenarioShape):
         return tick.users, tick.spawn_rate, [available[name] for name in tick.user_classes]
 
 
+@dataclass
+class _Measurement:
+    """One capacity step's steady window as it is measured: Locust stats snapshots at its start (once
+    the workers' reports of the ramp are in) and at its end."""
+
+    step: int
+    users: int
+    steady_at: float  # unix seconds
+    before: dict | None = None
+    before_at: float = 0.0
+    after: dict | None = None
+    ended_at: float | None = None
+
+
 class Capacity(ScenarioShape):
     """How many users can we promise? Step the load up, judge each step's steady window against the
-    SLOs, stop at the first breach or the knee; the capacity is the last step that met every SLO."""
+    SLOs, stop at the first breach or the knee; the capacity is the last step that met every SLO.
+
+    On a master the workers' stats arrive every WORKER_REPORT_INTERVAL seconds, so the window's
+    snapshots are taken that much into the steady part, and the step is judged that much after it
+    ended, when its per-second request counts are complete."""
 
     scenario = "capacity"
     search = None
 
     def prepare(self, environment) -> None:
+        from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
+
         from lab import slo
         from lab.capacity import CapacitySearch
 
+        self.lag = WORKER_REPORT_INTERVAL + 0.5 if isinstance(environment.runner, MasterRunner) else 0.0
+        steady = self.params["step_duration"] - self.params["ramp"]
+        if self.params["ramp"] < self.lag or steady < 2 * self.lag:
+            raise ConfigError(
+                f"capacity: with workers, ramp must be at least {self.lag:g} s and step_duration - ramp at "
+                f"least {2 * self.lag:g} s (workers report their stats every {WORKER_REPORT_INTERVAL:g} s)"
+            )
         self.search = CapacitySearch(slo.load(environment.parsed_options.slo_file), self.params["min_growth"])
-        self._steady = None  # (step, users, snapshot, unix time) of the steady window being measured
+        self._measuring: _Measurement | None = None
+        self._measured = -1  # the last step whose steady window was measured
+        self._last = None
 
     def tick(self):
         if self.plan is None:
             return None
+        from lab.slo import Window
+
         environment = self.runner.environment
+        now = time.time()
         tick = self.plan.at(self.get_run_time())
-        if self._steady is not None and (tick is None or tick.step != self._steady[0]):
-            if self._judge(environment) != "continue":
-                return None
+        m = self._measuring
+        if m is not None:
+            if m.before is None and now >= m.steady_at + self.lag:
+                m.before, m.before_at = Window.snapshot(environment.stats), now
+            if m.ended_at is None and (tick is None or tick.step != m.step):
+                m.after, m.ended_at = Window.snapshot(environment.stats), now
+                if m.before is None:  # a steady part shorter than the lag: an empty window
+                    m.before, m.before_at = m.after, now
+            starts_next = tick is not None and tick.stage == "steady" and tick.step != m.step
+            if m.ended_at is not None and (now >= m.ended_at + self.lag or starts_next):
+                self._measuring = None
+                if self._judge(environment, m) != "continue":
+                    return None
         if tick is None:
+            if self._measuring is not None:
+                return self._last  # hold the load until the last step's reports are in
             self.search.finish()
             self._publish(environment)
             return None
-        if tick.stage == "steady" and self._steady is None:
-            from lab.slo import Window
-
-            self._steady = (tick.step, tick.users, Window.snapshot(environment.stats), time.time())
+        if tick.stage == "steady" and self._measuring is None and tick.step > self._measured:
+            self._measuring = _Measurement(tick.step, tick.users, now)
+            self._measured = tick.step
         set_stage(environment, tick.stage)
-        return tick.users, tick.spawn_rate
+        self._last = (tick.users, tick.spawn_rate)
+        return self._last
 
-    def _judge(self, environment) -> str:
-        from lab.slo import Window
+    def _judge(self, environment, m: _Measurement) -> str:
+        from lab.slo import Window, requests_per_second
 
-        _step, users, before, started_at = self._steady
-        self._steady = None
-        now = time.time()
-        window = Window.between(before, Window.snapshot(environment.stats), now - started_at)
-        decision = self.search.judge(users, window, started_at, now)
+        window = Window.between(m.before, m.after, m.ended_at - m.before_at)
+        window.rate = requests_per_second(environment.stats.total.num_reqs_per_sec, m.steady_at, m.ended_at)
+        decision = self.search.judge(m.users, window, m.steady_at, m.ended_at)
         step = self.search.steps[-1]
         logger.info(
             "capacity step %d users: %.1f requests/s, %s -> %s",
-            users,
+            m.users,
             step.requests_per_second,
             "SLOs met" if step.passed else "breached " + ", ".join(step.breached),
             decision,

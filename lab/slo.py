@@ -15,6 +15,7 @@ The file (`slo.yaml`):
 """
 
 import fnmatch
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -180,6 +181,7 @@ class Window:
     requests: dict = field(default_factory=dict)  # (method, name) -> count
     failures: dict = field(default_factory=dict)
     response_times: dict = field(default_factory=dict)  # (method, name) -> {rounded ms: count}
+    rate: float | None = None  # requests/s measured by request time, when known (else requests / duration)
 
     @staticmethod
     def snapshot(stats) -> dict:
@@ -209,8 +211,19 @@ class Window:
             "duration_seconds": round(self.duration, 3),
             "requests": total,
             "failures": sum(self.failures.values()),
-            "requests_per_second": total / self.duration if self.duration > 0 else 0.0,
+            "requests_per_second": self.rate
+            if self.rate is not None
+            else (total / self.duration if self.duration > 0 else 0.0),
         }
+
+
+def requests_per_second(per_second: dict, start: float, end: float) -> float | None:
+    """Requests/s over the whole seconds in [start, end) from Locust's per-second request counts
+    (keyed by the second the request was made, on the worker's clock); None if no whole second."""
+    first, last = math.ceil(start), math.floor(end)
+    if last <= first:
+        return None
+    return sum(per_second.get(second, 0) for second in range(first, last)) / (last - first)
 
 
 def quantile_seconds(histogram: dict, quantile: float) -> float | None:

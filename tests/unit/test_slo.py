@@ -162,3 +162,13 @@ objectives:
     assert verdicts["too-much"].passed is False
     assert "FAIL" in verdicts["a-p95"].describe() and "no data" in verdicts["c-p95"].describe()
     assert slo.Verdict(**verdicts["a-p95"].to_dict()) == verdicts["a-p95"]
+
+
+def test_requests_per_second_counts_whole_seconds_by_request_time():
+    per_second = {99: 50, 100: 10, 101: 20, 102: 30, 103: 1000}
+    assert slo.requests_per_second(per_second, 99.5, 103.0) == 20.0  # seconds 100, 101, 102
+    assert slo.requests_per_second(per_second, 100.0, 100.9) is None
+    window = slo.Window.between({}, snapshot(a=(100, 0, {10: 100})), 10.0)
+    assert window.describe()["requests_per_second"] == 10.0
+    window.rate = 12.5
+    assert window.describe()["requests_per_second"] == 12.5

@@ -1,0 +1,343 @@
+"""Scenarios on real Locust processes (a master with a worker, or a local runner) with the lab's
+plugin loaded, against a loopback target of fixed capacity; and `lab run` against a real master's
+web UI. Every run is bounded by its scenario's parameters and by a process timeout."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "compose" / "locust" / "lab_plugin.py"
+SCENARIOS_FILE = ROOT / "locust" / "scenarios.yaml"
+TARGET = Path(__file__).with_name("scenarios_target.py")
+# Short steps so a whole capacity search fits in about a minute (at most 5 steps of 12 s); a worker
+# reports every 3 s, so the ramp and the steady part must cover a few reports.
+CAPACITY_PARAMS = "start_users=2,step_users=4,users=18,step_duration=12s,ramp=4s,spawn_rate=50"
+PROCESS_TIMEOUT = 150
+
+LOCUSTFILE = """
+from locust import FastHttpUser, constant, task
+
+from lab.shapes import Baseline, Capacity  # noqa: F401
+
+
+class Client(FastHttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def thing(self):
+        self.client.get("/thing/1", name="/thing/[id]")
+"""
+SLO = """
+objectives:
+  thing-p95:
+    metric: latency_p95
+    requests: "GET /thing/*"
+    max: {p95}
+  errors:
+    metric: error_ratio
+    max: 0.01
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port} after {timeout} s")
+
+
+@pytest.fixture
+def target():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(TARGET), str(port)])
+    try:
+        wait_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "locustfile.py").write_text(LOCUSTFILE)
+    (tmp_path / "slo.yaml").write_text(SLO.format(p95="500ms"))
+    (tmp_path / "tight_slo.yaml").write_text(SLO.format(p95="1ms"))
+    (tmp_path / "results").mkdir()
+    return tmp_path
+
+
+def locust_env(workdir: Path) -> dict:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LAB_RESULTS_DIR": str(workdir / "results"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def locust_command(*args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        f"locustfile.py,{PLUGIN}",
+        "--scenarios-file",
+        str(SCENARIOS_FILE),
+        "--exporter-port",
+        "0",
+        "--loglevel",
+        "INFO",
+        *args,
+    ]
+
+
+def only_run(workdir: Path) -> Path:
+    runs = sorted(p for p in (workdir / "results").iterdir() if p.is_dir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_headless_capacity_search_with_a_worker_finds_and_writes_the_capacity(workdir, target):
+    master_port = free_port()
+    env = locust_env(workdir)
+    master = subprocess.Popen(
+        locust_command(
+            "--headless",
+            "--master",
+            "--master-bind-port",
+            str(master_port),
+            "--expect-workers",
+            "1",
+            "--host",
+            target,
+            "--scenario",
+            "capacity",
+            "--scenario-params",
+            CAPACITY_PARAMS,
+            "--slo-file",
+            "slo.yaml",
+        ),
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    worker = subprocess.Popen(
+        locust_command("--worker", "--master-port", str(master_port)),
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        output, _ = master.communicate(timeout=PROCESS_TIMEOUT)
+    finally:
+        for process in (master, worker):
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+    assert master.returncode == 0, output
+    assert "capacity step" in output
+    folder = only_run(workdir)
+    assert folder.name.endswith("-capacity")
+    capacity = json.loads((folder / "capacity.json").read_text())
+    assert capacity["run_id"] == folder.name
+    assert capacity["reason"] in ("knee", "breach", "max_users")
+    steps = capacity["steps"]
+    users = [s["users"] for s in steps]
+    assert users == list(range(2, 2 + 4 * len(steps), 4))[: len(steps)]
+    assert capacity["users"] in users and capacity["requests_per_second"] > 0
+    best = users.index(capacity["users"])
+    assert all(s["passed"] for s in steps[: best + 1])
+    assert all(s["started_at"] < s["ended_at"] for s in steps)
+    verdict = json.loads((folder / "slo.json").read_text())
+    assert verdict["passed"] is True and verdict["failed"] == []  # judged at the capacity step
+    assert {o["objective"] for o in verdict["objectives"]} == {"thing-p95", "errors"}
+    run = json.loads((folder / "run.json").read_text())
+    assert run["parameters"]["scenario"] == "capacity" and run["parameters"]["step_users"] == 4
+
+
+def test_headless_run_with_an_impossible_slo_exits_non_zero_naming_the_objective(workdir, target):
+    result = subprocess.run(
+        locust_command(
+            "--headless",
+            "--host",
+            target,
+            "--scenario",
+            "baseline",
+            "--scenario-params",
+            "users=2,ramp=0s,duration=4s",
+            "--slo-file",
+            "tight_slo.yaml",
+        ),
+        cwd=workdir,
+        env=locust_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "SLO failed: thing-p95" in result.stderr
+    verdict = json.loads((only_run(workdir) / "slo.json").read_text())
+    assert verdict["failed"] == ["thing-p95"]
+    assert [o["passed"] for o in verdict["objectives"]] == [False, True]
+
+
+def test_a_bad_slo_file_stops_locust_at_start_naming_the_line(workdir, target):
+    (workdir / "bad_slo.yaml").write_text("objectives:\n  a:\n    metric: latency_p95\n    maximum: 1s\n")
+    result = subprocess.run(
+        locust_command(
+            "--headless", "--host", target, "--scenario", "baseline", "--slo-file", "bad_slo.yaml"
+        ),
+        cwd=workdir,
+        env=locust_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+    assert result.returncode == 1
+    assert "bad_slo.yaml:4: objective 'a': unknown key 'maximum'" in result.stderr
+
+
+class WebMaster:
+    """A Locust master with its web UI and class picker, and one worker, as `lab up` runs them."""
+
+    def __init__(self, workdir: Path, slo_file: str):
+        self.workdir = workdir
+        self.web_port, master_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.web_port}"
+        env = locust_env(workdir)
+        self.log = open(workdir / "master.log", "w")  # noqa: SIM115 - closed in stop()
+        self.processes = [
+            subprocess.Popen(
+                locust_command(
+                    "--master",
+                    "--class-picker",
+                    "--web-host",
+                    "127.0.0.1",
+                    "--web-port",
+                    str(self.web_port),
+                    "--master-bind-port",
+                    str(master_port),
+                    "--slo-file",
+                    slo_file,
+                ),
+                cwd=workdir,
+                env=env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            ),
+            subprocess.Popen(
+                locust_command("--worker", "--master-port", str(master_port)),
+                cwd=workdir,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
+        ]
+        wait_port(self.web_port)
+        deadline = time.monotonic() + 20
+        while self.stats()["worker_count"] < 1:
+            assert time.monotonic() < deadline, "the worker did not connect"
+            time.sleep(0.2)
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"{self.url}/stats/requests", timeout=5) as response:
+            return json.loads(response.read())
+
+    def lab(self, *args: str, **kwargs) -> subprocess.Popen:
+        env = {**os.environ, "LOCUST_URL": self.url, "LAB_RESULTS_DIR": str(self.workdir / "results")}
+        return subprocess.Popen(
+            [sys.executable, "-m", "lab", "run", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kwargs,
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def web_master(workdir):
+    masters = []
+
+    def start(slo_file: str) -> WebMaster:
+        masters.append(WebMaster(workdir, slo_file))
+        return masters[-1]
+
+    yield start
+    for master in masters:
+        master.stop()
+
+
+def test_lab_run_starts_a_capacity_search_follows_it_and_reports_the_capacity(workdir, target, web_master):
+    master = web_master("slo.yaml")
+    args = ["capacity", "--host", target, "--users", "18"]
+    for item in CAPACITY_PARAMS.split(","):
+        if not item.startswith("users="):
+            args += ["--set", item]
+    lab = master.lab(*args)
+    out, err = lab.communicate(timeout=PROCESS_TIMEOUT)
+    assert lab.returncode == 0, out + err
+    assert "capacity: " in out and " users at " in out
+    assert "SLOs: all objectives passed" in out
+    assert "stage steady" in out or "stage ramp" in out  # progress lines were shown
+    folder = only_run(workdir)
+    assert f"run {folder.name}: capacity on {target}" in out
+    assert json.loads((folder / "capacity.json").read_text())["users"] is not None
+
+
+def test_lab_run_fails_on_an_impossible_slo_and_ctrl_c_stops_the_test(workdir, target, web_master):
+    master = web_master("tight_slo.yaml")
+    lab = master.lab("baseline", "--host", target, "--users", "2", "--duration", "3s", "--set", "ramp=0s")
+    out, err = lab.communicate(timeout=PROCESS_TIMEOUT)
+    assert lab.returncode == 1, out + err
+    assert "lab: SLO failed: thing-p95" in err
+    assert "FAIL  thing-p95" in out or "thing-p95: latency_p95" in out
+
+    lab = master.lab("baseline", "--host", target, "--users", "2", "--duration", "10m")
+    deadline = time.monotonic() + 30
+    while master.stats()["state"] != "running":
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.2)
+    lab.send_signal(signal.SIGINT)
+    out, err = lab.communicate(timeout=60)
+    assert lab.returncode == 130, out + err
+    deadline = time.monotonic() + 30
+    while master.stats()["state"] not in ("stopped", "ready"):
+        assert time.monotonic() < deadline, "Ctrl-C did not stop the test"
+        time.sleep(0.2)
