@@ -1,6 +1,6 @@
-"""A loopback HTTP target with a fixed capacity for the scenario tests: it serves at most
-`--slots` requests at a time, each taking `--service-ms`, so its throughput has a ceiling (a knee)
-and latency grows past it. Run it as `python scenarios_target.py PORT`."""
+"""A loopback HTTP target with a fixed capacity for the scenario tests: it answers any GET or POST
+with 200, serving at most `--slots` requests at a time, each taking `--service-ms`, so its
+throughput has a ceiling (a knee) and latency grows past it. Run it as `python scenarios_target.py PORT`."""
 
 import argparse
 import threading
@@ -21,6 +21,7 @@ def main() -> None:
         disable_nagle_algorithm = True
 
         def do_GET(self):
+            self.read_body()
             with slots:
                 time.sleep(args.service_ms / 1000)
             body = b'{"ok": true}'
@@ -29,6 +30,13 @@ def main() -> None:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def read_body(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
 
         def log_message(self, *_args):
             pass

@@ -221,6 +221,30 @@ def test_a_bad_slo_file_stops_locust_at_start_naming_the_line(workdir, target):
     assert "bad_slo.yaml:4: objective 'a': unknown key 'maximum'" in result.stderr
 
 
+def test_the_own_api_example_runs_a_scenario_with_the_lab(workdir, target):
+    example = ROOT / "locust" / "examples" / "own_api.py"
+    command = locust_command(
+        "--headless",
+        "--host",
+        target,
+        "--scenario",
+        "baseline",
+        "--scenario-params",
+        "users=4,ramp=0s,duration=4s",
+        "--slo-file",
+        "slo.yaml",
+    )
+    command[command.index("-f") + 1] = f"{example},{PLUGIN}"
+    result = subprocess.run(
+        command, cwd=workdir, env=locust_env(workdir), capture_output=True, text=True, timeout=PROCESS_TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads((only_run(workdir) / "slo.json").read_text())
+    outcomes = {o["objective"]: o["passed"] for o in verdict["objectives"]}
+    assert outcomes == {"thing-p95": None, "errors": True}  # no /thing requests here: no data, no failure
+    assert verdict["passed"] is True
+
+
 class WebMaster:
     """A Locust master with its web UI and class picker, and one worker, as `lab up` runs them."""
 
