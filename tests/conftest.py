@@ -5,9 +5,15 @@ with `postgres_server.create_database(name)`. Tests that stop or restart a serve
 function-scoped `private_postgres_server` / `private_redis_server`, so no other test sees the outage.
 """
 
-import pytest
+# Locust patches the standard library with gevent when it is imported; that must happen before anything
+# imports ssl, or tests that import Locust after requests/urllib3 fail with a RecursionError.
+from gevent import monkey
 
-from tests.support.local_services import PostgresServer, RedisServer
+monkey.patch_all()
+
+import pytest  # noqa: E402
+
+from tests.support.local_services import PostgresServer, RedisServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
