@@ -83,6 +83,7 @@ class Lab:
         self.slo = workdir / "slo.yaml"
         self.slo.write_text(SLO)
         self.exporter_port, self.web_port, self.prometheus_port = free_port(), free_port(), free_port()
+        self.capacity_exporter_port = free_port()
         self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
         self.locust_url = f"http://127.0.0.1:{self.web_port}"
         self.processes: list[subprocess.Popen] = []
@@ -93,7 +94,8 @@ class Lab:
         config = self.workdir / "prometheus.yml"
         config.write_text(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: locust\n"
-            f"    static_configs:\n      - targets: ['127.0.0.1:{self.exporter_port}']\n"
+            "    static_configs:\n      - targets:\n"
+            f"        - 127.0.0.1:{self.exporter_port}\n        - 127.0.0.1:{self.capacity_exporter_port}\n"
         )
         self.spawn(
             "prometheus",
@@ -163,6 +165,20 @@ class Lab:
         )  # fmt: skip
         return run_id
 
+    def run_capacity(self) -> str:
+        """A short headless capacity search (3 steps of 6 s) in its own Locust; returns its run id."""
+        before = set(self.results.iterdir())
+        subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(HERE / "report_capacity_locustfile.py"), "--headless",
+             "--host", self.target_url, "--exporter-port", str(self.capacity_exporter_port),
+             "--scenarios-file", str(ROOT / "locust/scenarios.yaml"), "--slo-file", str(self.slo),
+             "--scenario", "capacity", "--scenario-params", "start_users=2,step_users=2,users=6,step_duration=6s,ramp=1s"],
+            cwd=self.workdir, env={**os.environ, "LAB_RESULTS_DIR": str(self.results), "PYTHONPATH": str(ROOT)},
+            capture_output=True, timeout=120,
+        )  # fmt: skip
+        (folder,) = set(self.results.iterdir()) - before
+        return folder.name
+
     def lab(self, *args: str) -> subprocess.CompletedProcess:
         env = {**os.environ, "PROMETHEUS_URL": self.prometheus_url, "LAB_RESULTS_DIR": str(self.results)}
         return subprocess.run(
@@ -195,6 +211,7 @@ def lab():
                 lab.slow_run_id = lab.run_load(users=8, seconds=12)
             finally:
                 SlowableHandler.extra_delay = 0.0
+            lab.capacity_run_id = lab.run_capacity()
             yield lab
         finally:
             lab.stop()
@@ -268,6 +285,24 @@ def test_report_renders_in_headless_chromium(lab, tmp_path):
     assert len({tuple(p) for p in pixels[::8, ::8].reshape(-1, pixels.shape[2])}) > 50
     if os.environ.get("LAB_SCREENSHOT_DIR"):  # keep it to look at
         shutil.copy(shot, Path(os.environ["LAB_SCREENSHOT_DIR"]) / "report.png")
+
+
+def test_capacity_report_from_a_real_capacity_search(lab):
+    folder = lab.results / lab.capacity_run_id
+    search = json.loads((folder / "capacity.json").read_text())
+    result = lab.lab("report", lab.capacity_run_id)
+    assert result.returncode == 0, result.stderr
+    cap = json.loads((folder / "report.json").read_text())["capacity"]
+    assert [s["users"] for s in cap["steps"]] == [s["users"] for s in search["steps"]] == [2, 4, 6]
+    for step in cap["steps"]:  # over each step's steady window, from the histogram
+        assert 0 < step["p95_seconds"] < 0.5 and 0 < step["error_ratio"] < 0.3
+    assert cap["users"] == search["users"] == 6
+    assert cap["sentence"].startswith(
+        "At p95 under 500 ms and errors under 20%, the API sustains 6 users at "
+    )
+    page = Page()
+    page.feed((folder / "report.html").read_text())
+    assert len(page.images) == 3
 
 
 def test_compare_a_run_with_itself_and_with_a_slowed_run(lab, tmp_path):
