@@ -3,8 +3,9 @@
 1. Render time of /metrics (`generate_latest` on the exporter's registry) for 50, 200 and 1000
    request names with realistic response-time spreads, and the CPU time one render takes (what the
    master spends per scrape).
-2. A live check on loopback: a real master and one worker against a local HTTP server, once with
-   the exporter off and once with it on and scraped every second: worker requests/s and master CPU.
+2. A live check on loopback, in one run of a real master and one worker against a local HTTP
+   server: windows without scraping alternate with windows scraping /metrics at 4 Hz; worker
+   requests/s (counted by the target) and master CPU per window.
 
 Usage: python bench/exporter.py [--quick]   (--quick skips the live part)
 """
@@ -26,8 +27,10 @@ sys.path.insert(0, str(REPO))
 NAME_COUNTS = (50, 200, 1000)
 SAMPLES_PER_NAME = 400
 REPEATS = 25
-LIVE_SECONDS = 8.0
 LIVE_USERS = 10
+LIVE_ROUNDS = 2
+LIVE_WINDOW_SECONDS = 5.0
+SCRAPE_HZ = 4
 
 
 def populated_environment(names: int):
@@ -83,8 +86,9 @@ def render_costs(names: int) -> dict:
     }
 
 
-def live_round(workdir: Path, target: str, exporter_on: bool) -> dict:
-    """A real master + worker for LIVE_SECONDS; scrapes /metrics every second when the exporter is on."""
+def live_costs(server) -> list[dict]:
+    """One real master (exporter on) and one worker for the whole comparison; measurement windows
+    alternate between no scraping and scraping at SCRAPE_HZ, so both see the same conditions."""
     import psutil
     import requests
 
@@ -92,14 +96,16 @@ def live_round(workdir: Path, target: str, exporter_on: bool) -> dict:
 
     locustfile = REPO / "tests" / "integration" / "exporter_locustfile.py"
     web_port, master_port, exporter_port = free_port(), free_port(), free_port()
+    target = f"http://127.0.0.1:{server.server_address[1]}"
+    metrics = f"http://127.0.0.1:{exporter_port}/metrics"
+    workdir = Path(tempfile.mkdtemp())
     env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(workdir / "results")}
     common = [sys.executable, "-m", "locust", "-f", str(locustfile)]
     master = subprocess.Popen(
         [
             *common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
             "--web-host", "127.0.0.1", "--web-port", str(web_port), "--host", target,
-            "--exporter-port", str(exporter_port if exporter_on else 0), "--exporter-host", "127.0.0.1",
-            "Shopper",
+            "--exporter-port", str(exporter_port), "--exporter-host", "127.0.0.1", "Shopper",
         ],
         cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -108,35 +114,32 @@ def live_round(workdir: Path, target: str, exporter_on: bool) -> dict:
         cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     web = f"http://127.0.0.1:{web_port}"
+    windows = []
     try:
-
-        def total_requests() -> int:
-            stats = requests.get(f"{web}/stats/requests", timeout=5).json()["stats"]
-            return next(s["num_requests"] for s in stats if s["name"] == "Aggregated")
-
         wait_until(
             lambda: requests.get(f"{web}/stats/requests", timeout=1).json()["worker_count"] == 1, 30, 0.2
         )
         requests.post(f"{web}/swarm", data={"user_count": LIVE_USERS, "spawn_rate": LIVE_USERS}, timeout=5)
-        time.sleep(4)  # ramp-up and the first worker reports
+        time.sleep(3)  # ramp-up
         process = psutil.Process(master.pid)
-        start_requests, start_cpu, start = total_requests(), sum(process.cpu_times()[:2]), time.monotonic()
-        scrapes = 0
-        while time.monotonic() - start < LIVE_SECONDS:
-            if exporter_on:
-                requests.get(f"http://127.0.0.1:{exporter_port}/metrics", timeout=5).raise_for_status()
-                scrapes += 1
-            time.sleep(1)
-        elapsed = time.monotonic() - start
-        cpu = sum(process.cpu_times()[:2]) - start_cpu
-        rps = (total_requests() - start_requests) / elapsed
+        for scraping in (False, True) * LIVE_ROUNDS:
+            served, cpu, start = server.served, sum(process.cpu_times()[:2]), time.monotonic()
+            scrapes = 0
+            while time.monotonic() - start < LIVE_WINDOW_SECONDS:
+                if scraping:
+                    requests.get(metrics, timeout=5).raise_for_status()
+                    scrapes += 1
+                time.sleep(1 / SCRAPE_HZ)
+            elapsed = time.monotonic() - start
+            windows.append(
+                {
+                    "scraping": scraping,
+                    "rps": (server.served - served) / elapsed,
+                    "cpu": sum(process.cpu_times()[:2]) - cpu,
+                    "scrapes": scrapes,
+                }
+            )
         requests.post(f"{web}/stop", timeout=5)
-        return {
-            "exporter": "on" if exporter_on else "off",
-            "rps": rps,
-            "master_cpu_s": cpu,
-            "scrapes": scrapes,
-        }
     finally:
         for process in (worker, master):
             process.terminate()
@@ -146,20 +149,34 @@ def live_round(workdir: Path, target: str, exporter_on: bool) -> dict:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+    return windows
 
 
-def live_costs() -> list[dict]:
+def live_section() -> list[str]:
     from tests.integration.exporter_target import serve
 
     server = serve()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    target = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            return [live_round(Path(tmp), target, on) for on in (False, True)]
+        windows = live_costs(server)
     finally:
         server.shutdown()
         server.server_close()
+    lines = [
+        "",
+        f"Live, loopback, one run: a master and one worker, {LIVE_USERS} users against a local HTTP server; "
+        f"{LIVE_ROUNDS} pairs of {LIVE_WINDOW_SECONDS:g} s windows alternate no scraping and scraping "
+        f"/metrics at {SCRAPE_HZ} Hz ({SCRAPE_HZ * 15}x a 15 s scrape interval). Requests/s as served by the target.",
+        "",
+        "| window | worker requests/s | master CPU (s) | scrapes | master CPU per scrape (ms) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    idle_cpu = statistics.mean(w["cpu"] for w in windows if not w["scraping"])
+    for i, w in enumerate(windows, 1):
+        per_scrape = f"{(w['cpu'] - idle_cpu) / w['scrapes'] * 1000:.1f}" if w["scrapes"] else "-"
+        label = "scraped" if w["scraping"] else "not scraped"
+        lines.append(f"| {i}: {label} | {w['rps']:.0f} | {w['cpu']:.2f} | {w['scrapes']} | {per_scrape} |")
+    return lines
 
 
 def section(quick: bool = False) -> str:
@@ -181,16 +198,7 @@ def section(quick: bool = False) -> str:
             f"| {r['cpu_ms']:.1f} |"
         )
     if not quick:
-        lines += [
-            "",
-            f"Live, loopback: one master and one worker, {LIVE_USERS} users against a local HTTP server, "
-            f"{LIVE_SECONDS:g} s measured; exporter scraped every second when on.",
-            "",
-            "| exporter | worker requests/s | master CPU (s) | scrapes |",
-            "| --- | ---: | ---: | ---: |",
-        ]
-        for r in live_costs():
-            lines.append(f"| {r['exporter']} | {r['rps']:.0f} | {r['master_cpu_s']:.2f} | {r['scrapes']} |")
+        lines += live_section()
     return "\n".join(lines) + "\n"
 
 

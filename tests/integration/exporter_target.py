@@ -1,5 +1,6 @@
 """A loopback HTTP target for the exporter tests: /fail/... answers 500, `delay_ms` slows a reply."""
 
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -19,6 +20,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        with self.server.lock:
+            self.server.served += 1
 
     def log_message(self, *args):
         pass
@@ -26,6 +29,11 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.served = 0  # responses sent: the benchmark's real-time requests/s
 
     def handle_error(self, request, client_address):
         pass  # users stopped mid-request close their connections: expected, not worth a traceback
