@@ -37,6 +37,13 @@ def register(subparsers) -> None:
         metavar="KEY=VALUE",
         help="any other scenario parameter, e.g. --set step_duration=30s (repeatable)",
     )
+    parser.add_argument(
+        "--slo",
+        action="append",
+        default=[],
+        metavar="OBJECTIVE=THRESHOLD",
+        help="an SLO threshold for this run only, e.g. --slo catalog-p95=100ms (repeatable)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,6 +66,24 @@ def overrides(args) -> str:
         parse_overrides(args.scenario, text)
     except ConfigError as exc:
         raise LabError(f"{exc}; see locust/scenarios.yaml") from None
+    return text
+
+
+def slo_overrides(args) -> str:
+    """The --slo-overrides value for the master, checked against the SLO file the lab mounts."""
+    from lab import slo
+    from lab.yamlconf import ConfigError
+
+    if any("," in item for item in args.slo):
+        raise LabError("an SLO threshold cannot contain ',': pass one OBJECTIVE=THRESHOLD per --slo")
+    text = ",".join(args.slo)
+    home = Path(os.environ.get("LAB_HOME") or ".")
+    path = Path(os.environ.get("LAB_SLO_FILE") or home / "locust" / "slo.yaml")
+    if text and path.is_file():
+        try:
+            slo.with_overrides(slo.load(path), text)
+        except ConfigError as exc:
+            raise LabError(f"{exc}; see {path}") from None
     return text
 
 
@@ -133,13 +158,19 @@ def run(args) -> int:
     from lab.scenarios import shape_class_name
 
     params = overrides(args)
+    thresholds = slo_overrides(args)
     url, results_root = locations()
     master = Master(url)
     state = master.stats().get("state")
     if state in ("spawning", "running"):
         raise LabError(f"a test is already running on {url}: wait for it or stop it in the web UI")
     previous = master.run()
-    form = {"shape_class": shape_class_name(args.scenario), "scenario_params": params}
+    # Both overrides are always sent: the master keeps form values for later runs.
+    form = {
+        "shape_class": shape_class_name(args.scenario),
+        "scenario_params": params,
+        "slo_overrides": thresholds,
+    }
     if args.host:
         form["host"] = args.host
     master.swarm(form)
@@ -209,6 +240,8 @@ def verdict(folder: Path) -> int:
     from lab.slo import Verdict
 
     slo = json.loads(slo_file.read_text())
+    if "error" in slo:
+        raise LabError(f"the master could not judge the SLOs: {slo['error']}")
     for objective in slo["objectives"]:
         print("  " + Verdict(**objective).describe())
     capacity_file = folder / "capacity.json"

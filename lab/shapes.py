@@ -142,7 +142,7 @@ class Capacity(ScenarioShape):
                 f"capacity: with workers, ramp must be at least {self.lag:g} s and step_duration - ramp at "
                 f"least {2 * self.lag:g} s (workers report their stats every {WORKER_REPORT_INTERVAL:g} s)"
             )
-        self.search = CapacitySearch(slo.load(environment.parsed_options.slo_file), self.params["min_growth"])
+        self.search = CapacitySearch(slo.objectives_of(environment.parsed_options), self.params["min_growth"])
         self._measuring: _Measurement | None = None
         self._measured = -1  # the last step whose steady window was measured
         self._last = None

@@ -17,9 +17,9 @@ The file (`slo.yaml`):
 import fnmatch
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-from lab.yamlconf import LineDict, LineList, fail
+from lab.yamlconf import ConfigError, LineDict, LineList, fail
 from lab.yamlconf import load as load_yaml
 
 QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
@@ -170,6 +170,37 @@ def _objective(name: str, body: LineDict, source: str) -> Objective:
 
 def load(path) -> list[Objective]:
     return parse(load_yaml(path), str(path))
+
+
+def with_overrides(objectives: list[Objective], text: str) -> list[Objective]:
+    """The objectives with thresholds replaced for one run: "name=threshold,name=threshold"
+    (e.g. "catalog-p95=100ms,errors=0.001"), in the units of the SLO file."""
+    by_name = {o.name: o for o in objectives}
+    result = dict(by_name)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, raw = (x.strip() for x in item.partition("="))
+        if not sep or not raw:
+            raise ConfigError(f"SLO override {item!r}: expected objective=threshold")
+        if name not in by_name:
+            raise ConfigError(
+                f"SLO override {item!r}: no objective {name!r} (objectives: {', '.join(by_name)})"
+            )
+        objective = by_name[name]
+        try:
+            threshold = _latency(raw) if objective.metric in QUANTILES else float(raw)
+            if threshold < 0 or (objective.metric == "error_ratio" and threshold > 1):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"SLO override {item!r}: {raw!r} is not a valid {objective.metric} threshold"
+            ) from None
+        result[name] = replace(objective, threshold=threshold)
+    return list(result.values())
+
+
+def objectives_of(options) -> list[Objective]:
+    """The objectives a Locust process judges: its --slo-file with its --slo-overrides."""
+    return with_overrides(load(options.slo_file), getattr(options, "slo_overrides", "") or "")
 
 
 @dataclass

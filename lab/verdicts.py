@@ -19,6 +19,12 @@ def _add_arguments(parser) -> None:
         include_in_web_ui=False,
         help="Load Lab service level objectives (YAML); judged at the end of every run",
     )
+    parser.add_argument(
+        "--slo-overrides",
+        env_var="LOCUST_SLO_OVERRIDES",
+        default="",
+        help="Load Lab SLO thresholds for this run, e.g. catalog-p95=100ms,errors=0.001 (empty: the SLO file's)",
+    )
 
 
 def _write_json(path: Path, data) -> None:
@@ -41,7 +47,7 @@ def _on_init(environment, **_kwargs) -> None:
     if options is None or isinstance(environment.runner, WorkerRunner):
         return
     try:
-        slo.load(options.slo_file)
+        slo.objectives_of(options)
     except ConfigError as exc:
         logger.error("%s", exc)
         sys.exit(1)
@@ -54,8 +60,26 @@ def _on_test_stop(environment, **_kwargs) -> None:
 
     if isinstance(environment.runner, WorkerRunner):
         return
+    from lab.yamlconf import ConfigError
+
     run = runs.current(environment)
-    objectives = slo.load(environment.parsed_options.slo_file) if environment.parsed_options else []
+    try:
+        objectives = slo.objectives_of(environment.parsed_options) if environment.parsed_options else []
+    except ConfigError as exc:  # e.g. overrides sent with the web UI form: no verdict without objectives
+        logger.error("SLO not judged: %s", exc)
+        environment.process_exit_code = 1
+        if run is not None:
+            _write_json(
+                Path(run.results_dir) / "slo.json",
+                {
+                    "run_id": run.run_id,
+                    "scenario": run.scenario,
+                    "passed": False,
+                    "failed": [],
+                    "error": str(exc),
+                },
+            )
+        return
     search = getattr(environment.shape_class, "search", None)
     capacity = None
     if search is not None and search.steps:

@@ -292,7 +292,12 @@ class WebMaster:
             return json.loads(response.read())
 
     def lab(self, *args: str, **kwargs) -> subprocess.Popen:
-        env = {**os.environ, "LOCUST_URL": self.url, "LAB_RESULTS_DIR": str(self.workdir / "results")}
+        env = {
+            **os.environ,
+            "LOCUST_URL": self.url,
+            "LAB_RESULTS_DIR": str(self.workdir / "results"),
+            "LAB_SLO_FILE": str(self.workdir / "slo.yaml"),
+        }
         return subprocess.Popen(
             [sys.executable, "-m", "lab", "run", *args],
             cwd=ROOT,
@@ -346,12 +351,17 @@ def test_lab_run_starts_a_capacity_search_follows_it_and_reports_the_capacity(wo
 
 
 def test_lab_run_fails_on_an_impossible_slo_and_ctrl_c_stops_the_test(workdir, target, web_master):
-    master = web_master("tight_slo.yaml")
-    lab = master.lab("baseline", "--host", target, "--users", "2", "--duration", "3s", "--set", "ramp=0s")
+    master = web_master("slo.yaml")
+    short = ("baseline", "--host", target, "--users", "2", "--duration", "3s", "--set", "ramp=0s")
+    lab = master.lab(*short, "--slo", "thing-p95=1ms")
     out, err = lab.communicate(timeout=PROCESS_TIMEOUT)
     assert lab.returncode == 1, out + err
     assert "lab: SLO failed: thing-p95" in err
-    assert "FAIL  thing-p95" in out or "thing-p95: latency_p95" in out
+    assert "thing-p95: latency_p95" in out and "<= 0.001 seconds: FAIL" in out
+
+    lab = master.lab(*short)  # the override was for that run: the file's thresholds apply again
+    out, err = lab.communicate(timeout=PROCESS_TIMEOUT)
+    assert lab.returncode == 0, out + err
 
     lab = master.lab("baseline", "--host", target, "--users", "2", "--duration", "10m")
     deadline = time.monotonic() + 30

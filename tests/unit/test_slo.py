@@ -172,3 +172,30 @@ def test_requests_per_second_counts_whole_seconds_by_request_time():
     assert window.describe()["requests_per_second"] == 10.0
     window.rate = 12.5
     assert window.describe()["requests_per_second"] == 12.5
+
+
+def test_overrides_replace_thresholds_for_one_run():
+    objectives = parse(
+        "objectives:\n  p95: {metric: latency_p95, max: 250ms}\n  errors: {metric: error_ratio, max: 0.01}\n"
+    )
+    changed = {o.name: o.threshold for o in slo.with_overrides(objectives, "p95=1ms, errors=0")}
+    assert changed == {"p95": 0.001, "errors": 0.0}
+    assert slo.with_overrides(objectives, "") == objectives
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("p99=1ms", "no objective 'p99' (objectives: p95, errors)"),
+        ("p95", "expected objective=threshold"),
+        ("errors=2", "'2' is not a valid error_ratio threshold"),
+        ("p95=soon", "'soon' is not a valid latency_p95 threshold"),
+    ],
+)
+def test_bad_overrides_name_the_problem(text, message):
+    objectives = parse(
+        "objectives:\n  p95: {metric: latency_p95, max: 250ms}\n  errors: {metric: error_ratio, max: 0.01}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        slo.with_overrides(objectives, text)
+    assert message in str(caught.value)
