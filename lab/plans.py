@@ -63,14 +63,22 @@ def spike_plan(p: dict) -> Plan:
     )
 
 
-def mixed_plan(p: dict) -> Plan:
+def mixed_plan(p: dict, weights: dict[str, float]) -> Plan:
+    """The workload built up class by class: each phase lists the user classes running in it (the
+    previous phase's and more); its user count is their share of `users` by class weight, and the
+    users it adds are of the classes it adds (Locust spawns new users from the tick's classes)."""
     phases = list(p["phases"].items())
+    total = sum(weights[c] for c in phases[-1][1])
     rate = _ramp_rate(p["users"], p["ramp"])
-    first = tuple(phases[0][1])
-    return Plan(
-        [(p["ramp"], p["users"], rate, "ramp", first)]
-        + [(p["duration"], p["users"], rate, name, tuple(classes)) for name, classes in phases]
-    )
+    stages, running = [], []
+    for name, classes in phases:
+        users = max(1, round(p["users"] * sum(weights[c] for c in classes) / total))
+        added = tuple(c for c in classes if c not in running)
+        if not stages:
+            stages.append((p["ramp"], users, rate, "ramp", added))
+        stages.append((p["duration"], users, rate, name, added))
+        running = classes
+    return Plan(stages)
 
 
 class CapacityPlan:

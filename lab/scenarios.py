@@ -167,6 +167,14 @@ def load(path: str | Path) -> dict[str, dict]:
 
 def check(name: str, params: dict, where: str) -> None:
     """Rules between parameters of one scenario."""
+    if name == "mixed":
+        running: list = []
+        for phase, classes in params["phases"].items():
+            if not set(running) <= set(classes):
+                raise ConfigError(
+                    f"{where}: mixed: phase {phase!r} must keep the classes of the phase before it"
+                )
+            running = classes
     if name == "capacity":
         if params["ramp"] >= params["step_duration"]:
             raise ConfigError(f"{where}: capacity: ramp must be shorter than step_duration")

@@ -36,16 +36,16 @@ class ScenarioShape(LoadTestShape):
         environment = self.runner.environment
         try:
             self.params = scenarios.resolve(environment.parsed_options, self.scenario)
-            self.plan = PLANS[self.scenario](self.params)
-            self.prepare(environment)
+            self.plan = self.make_plan(environment)
         except ConfigError as exc:
             logger.error("scenario %s not started: %s", self.scenario, exc)
             self.plan = None
             return
         logger.info("scenario %s: %s (%.0f s)", self.scenario, self.params, self.plan.duration)
 
-    def prepare(self, environment) -> None:
-        """Per-scenario setup once the parameters are known."""
+    def make_plan(self, environment):
+        """The timeline for the parameters just resolved (and any per-scenario setup)."""
+        return PLANS[self.scenario](self.params)
 
     def tick(self):
         if self.plan is None:
@@ -89,7 +89,7 @@ class Mixed(ScenarioShape):
 
     scenario = "mixed"
 
-    def prepare(self, environment) -> None:
+    def make_plan(self, environment):
         available = environment.available_user_classes or {}
         for name, classes in self.params["phases"].items():
             missing = [c for c in classes if c not in available]
@@ -98,6 +98,7 @@ class Mixed(ScenarioShape):
                     f"mixed: phase {name!r} names user classes {missing} the locustfile does not define "
                     f"(it has: {', '.join(available)})"
                 )
+        return PLANS["mixed"](self.params, {name: cls.weight for name, cls in available.items()})
 
     def to_locust(self, tick: Tick):
         available = self.runner.environment.available_user_classes
@@ -129,7 +130,7 @@ class Capacity(ScenarioShape):
     scenario = "capacity"
     search = None
 
-    def prepare(self, environment) -> None:
+    def make_plan(self, environment):
         from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
         from lab import slo
@@ -146,6 +147,7 @@ class Capacity(ScenarioShape):
         self._measuring: _Measurement | None = None
         self._measured = -1  # the last step whose steady window was measured
         self._last = None
+        return super().make_plan(environment)
 
     def tick(self):
         if self.plan is None:

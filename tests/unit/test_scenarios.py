@@ -72,6 +72,11 @@ def test_defaults_fill_what_a_scenario_leaves_out(tmp_path):
             "scenarios:\n  mixed:\n    users: 5\n    ramp: 1s\n    duration: 1m\n    phases: [a, b]\n",
             "scenarios.yaml:6: scenario 'mixed': phases:",
         ),
+        (
+            "scenarios:\n  mixed:\n    users: 5\n    ramp: 1s\n    duration: 1m\n    phases:\n      a: [A, B]\n"
+            "      b: [A]\n",
+            "scenarios.yaml:2: mixed: phase 'b' must keep the classes of the phase before it",
+        ),
     ],
 )
 def test_a_bad_file_names_the_line_and_the_key(tmp_path, text, message):

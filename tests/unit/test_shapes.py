@@ -98,23 +98,27 @@ def test_capacity_steps_up_to_the_maximum_with_ramp_and_steady_parts():
     assert plan.duration == 80
 
 
-def test_mixed_changes_user_classes_per_phase():
-    phases = {"reads": ["CatalogBrowser"], "all": ["CatalogBrowser", "Shopper"]}
-    plan = plans.mixed_plan({"users": 30, "ramp": 10.0, "duration": 20.0, "phases": phases})
-    seen = [(t.stage, t.user_classes) for t in map(plan.at, [0, 10, 29.9, 30, 49.9])]
+def test_mixed_builds_the_workload_up_class_by_class_by_weight():
+    phases = {"reads": ["Browser"], "auth": ["Browser", "Account"], "all": ["Browser", "Account", "Shopper"]}
+    weights = {"Browser": 6, "Account": 3, "Shopper": 1}
+    plan = plans.mixed_plan({"users": 30, "ramp": 10.0, "duration": 20.0, "phases": phases}, weights)
+    seen = [(t.users, t.stage, t.user_classes) for t in map(plan.at, [0, 10, 29.9, 30, 50, 69.9])]
     assert seen == [
-        ("ramp", ("CatalogBrowser",)),
-        ("reads", ("CatalogBrowser",)),
-        ("reads", ("CatalogBrowser",)),
-        ("all", ("CatalogBrowser", "Shopper")),
-        ("all", ("CatalogBrowser", "Shopper")),
+        (18, "ramp", ("Browser",)),
+        (18, "reads", ("Browser",)),
+        (18, "reads", ("Browser",)),
+        (27, "auth", ("Account",)),  # the 9 users added are account users
+        (30, "all", ("Shopper",)),
+        (30, "all", ("Shopper",)),
     ]
-    assert plan.at(50) is None
+    assert plan.at(70) is None
+    assert plan.at(0).spawn_rate == 3.0
 
 
 @pytest.mark.parametrize("name", scenarios.SCENARIOS)
 def test_shipped_scenarios_end_by_themselves(name):
     params = scenarios.load(SHIPPED)[name]["params"]
-    plan = plans.PLANS[name](params)
+    weights = {"CatalogBrowser": 6, "AccountUser": 3, "Shopper": 1}  # as in locust/locustfile.py
+    plan = plans.PLANS[name](params, weights) if name == "mixed" else plans.PLANS[name](params)
     assert plan.at(0) is not None
     assert plan.at(plan.duration) is None

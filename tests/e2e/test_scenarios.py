@@ -1,0 +1,62 @@
+"""Scenarios on the compose stack through `lab run`: a short capacity search against the demo API,
+an impossible SLO failing the run, an unknown scenario refused. Each run is bounded by its
+parameters (a few minutes at most)."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+# Five steps of 20 s (6 s ramp): about two minutes at most.
+CAPACITY = ("--users", "25", "--set", "start_users=5", "--set", "step_users=5")
+CAPACITY += ("--set", "step_duration=20s", "--set", "ramp=6s", "--set", "spawn_rate=20")
+
+
+def gauge(stack, promql: str) -> dict:
+    """{objective or "": value} of an instant query, once Prometheus has scraped it."""
+    samples = stack.wait_for(lambda: stack.query(promql), 60, f"Prometheus has no {promql}")
+    return {s["metric"].get("objective", ""): float(s["value"][1]) for s in samples}
+
+
+def test_lab_run_of_an_unknown_scenario_lists_the_valid_ones(stack):
+    result = stack.lab("run", "nosuch", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed"
+    )
+
+
+def test_an_impossible_slo_fails_the_run_naming_the_objective(stack):
+    result = stack.lab(
+        "run", "baseline", "--users", "5", "--duration", "20s", "--set", "ramp=2s", "--slo", "catalog-p95=0.1ms",
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "lab: SLO failed: catalog-p95" in result.stderr
+    run_id = stack.current_run_id()
+    verdict = json.loads((stack.results_dir / run_id / "slo.json").read_text())
+    assert "catalog-p95" in verdict["failed"] and verdict["passed"] is False
+    exported = gauge(stack, f'locust_slo_pass{{run_id="{run_id}"}}')
+    assert exported["catalog-p95"] == 0.0
+    assert exported["errors"] == 1.0
+
+
+def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack):
+    result = stack.lab("run", "capacity", *CAPACITY, check=False, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "capacity: " in result.stdout
+    run_id = stack.current_run_id()
+    assert run_id.endswith("-capacity")
+    folder = stack.results_dir / run_id
+    capacity = json.loads((folder / "capacity.json").read_text())
+    steps = capacity["steps"]
+    assert capacity["reason"] in ("knee", "breach", "max_users")
+    assert [s["users"] for s in steps] == [5, 10, 15, 20, 25][: len(steps)]
+    assert capacity["users"] in [s["users"] for s in steps if s["passed"]]
+    assert capacity["requests_per_second"] > 0
+    assert json.loads((folder / "slo.json").read_text())["passed"] is True
+    assert json.loads((folder / "run.json").read_text())["parameters"]["step_duration"] == 20
+    assert gauge(stack, f'locust_capacity_users{{run_id="{run_id}"}}')[""] == capacity["users"]
+    rps = gauge(stack, f'locust_capacity_requests_per_second{{run_id="{run_id}"}}')[""]
+    assert rps == pytest.approx(capacity["requests_per_second"])
