@@ -5,8 +5,14 @@ import logging
 import sys
 import time
 
-# LogRecord attributes that are not user-supplied `extra` fields.
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# LogRecord attributes that are not user-supplied `extra` fields (uvicorn adds an ANSI-coloured copy
+# of some messages as `color_message`: useless in JSON).
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
