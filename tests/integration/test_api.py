@@ -4,12 +4,13 @@ import json
 import re
 import uuid
 
-import httpx
 import jwt
 import pytest
+import requests
 
 from tests.support.db import fetch, fetchval
-from tests.support.demo_api import DemoApi
+from tests.support.demo_api import ApiClient, DemoApi
+from tests.support.local_services import wait_until
 
 SEED_PASSWORD = "seed-password-123"
 SEED_ITEMS = 60
@@ -40,17 +41,17 @@ def api(database, redis_server):
 
 @pytest.fixture
 def client(api):
-    with httpx.Client(base_url=api.url, timeout=10) as client:
+    with api.client() as client:
         yield client
 
 
-def login(client: httpx.Client, email: str, password: str = SEED_PASSWORD) -> dict[str, str]:
+def login(client: ApiClient, email: str, password: str = SEED_PASSWORD) -> dict[str, str]:
     response = client.post("/api/v1/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def assert_error(response: httpx.Response, status: int, error: str) -> dict:
+def assert_error(response: requests.Response, status: int, error: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
@@ -59,7 +60,7 @@ def assert_error(response: httpx.Response, status: int, error: str) -> dict:
     return body
 
 
-def field_names(response: httpx.Response) -> set[str]:
+def field_names(response: requests.Response) -> set[str]:
     body = assert_error(response, 422, "validation_error")
     return {field["field"] for field in body["fields"]}
 
@@ -118,7 +119,7 @@ def test_register_rejects_bad_fields_with_422_naming_them(client, body, field):
 
 def test_register_rejects_a_body_that_is_not_json(client):
     response = client.post(
-        "/api/v1/auth/register", content=b"{nope", headers={"content-type": "application/json"}
+        "/api/v1/auth/register", data=b"{nope", headers={"content-type": "application/json"}
     )
     assert_error(response, 422, "validation_error")
 
@@ -352,9 +353,12 @@ def test_metrics_label_routes_by_template_never_by_raw_path(api, client):
 
 def test_logs_are_json_lines_with_the_route_template(api, client):
     client.get("/api/v1/items/8")
-    records = [json.loads(line) for line in api.log_text().splitlines() if line.strip()]
-    requests = [r for r in records if r["msg"] == "request" and r["path"] == "/api/v1/items/8"]
-    assert requests
-    assert requests[-1]["route"] == "/api/v1/items/{item_id}"
-    assert requests[-1]["status"] == 200
-    assert requests[-1]["level"] == "info"
+
+    def logged() -> list[dict]:  # the line is written just after the response is sent
+        records = [json.loads(line) for line in api.log_text().splitlines() if line.strip()]
+        return [r for r in records if r["msg"] == "request" and r["path"] == "/api/v1/items/8"]
+
+    line = wait_until(logged, 5, what="the request's log line")[-1]
+    assert line["route"] == "/api/v1/items/{item_id}"
+    assert line["status"] == 200
+    assert line["level"] == "info"

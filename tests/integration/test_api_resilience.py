@@ -8,8 +8,8 @@ import sys
 import uuid
 
 import asyncpg
-import httpx
 import pytest
+import requests
 from demoapi.auth import PASSWORD_HASHER
 from demoapi.migrations import MIGRATIONS, migrate
 
@@ -44,7 +44,7 @@ def test_postgres_outage_gives_503_json_then_recovers_in_the_same_process(
     # CACHE_TTL_SECONDS=0: every catalog read goes to Postgres.
     with DemoApi(api_env(database, redis_server.url, CACHE_TTL_SECONDS="0", DB_POOL_MIN_SIZE="2")) as api:
         pid = api.process.pid
-        with httpx.Client(base_url=api.url, timeout=15) as client:
+        with api.client() as client:
             assert client.get("/api/v1/items/1").status_code == 200
 
             private_postgres_server.stop(stop_mode)
@@ -65,9 +65,8 @@ def test_postgres_outage_gives_503_json_then_recovers_in_the_same_process(
             wait_until(lambda: client.get("/api/v1/items/1").status_code == 200, 15, what="API recovery")
             # Concurrent requests take several pooled connections: each of them must work again.
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                statuses = list(
-                    pool.map(lambda i: httpx.get(f"{api.url}/api/v1/items/{i}").status_code, range(1, 17))
-                )
+                urls = [f"{api.url}/api/v1/items/{i}" for i in range(1, 17)]
+                statuses = list(pool.map(lambda url: requests.get(url, timeout=15).status_code, urls))
             assert statuses == [200] * 16
             assert client.get("/readyz").status_code == 200
             assert api.process.pid == pid and api.process.poll() is None
@@ -81,7 +80,7 @@ def test_postgres_outage_gives_503_json_then_recovers_in_the_same_process(
 def test_redis_outage_serves_the_catalog_from_postgres(postgres_server, private_redis_server):
     database = new_database(postgres_server)
     with DemoApi(api_env(database, private_redis_server.url, CACHE_TTL_SECONDS="300")) as api:
-        with httpx.Client(base_url=api.url, timeout=15) as client:
+        with api.client() as client:
             assert client.get("/api/v1/items/1").status_code == 200  # a miss, now cached
             private_redis_server.stop()
 
@@ -109,7 +108,7 @@ def test_redis_outage_serves_the_catalog_from_postgres(postgres_server, private_
 def test_extra_latency_delays_api_requests(postgres_server, redis_server):
     database = new_database(postgres_server)
     with DemoApi(api_env(database, redis_server.url, API_EXTRA_LATENCY_MS="300")) as api:
-        assert httpx.get(api.url + "/api/v1/items/1").status_code == 200
+        assert api.client().get("/api/v1/items/1").status_code == 200
         series = {"method": "GET", "handler": "/api/v1/items/{item_id}", "status": "200"}
         assert api.metric("http_request_duration_seconds_count", **series) == 1
         # A lower bound only: the delay is a sleep, so the request cannot have been faster.
@@ -150,7 +149,7 @@ def test_two_replicas_starting_together_share_one_schema(postgres_server, redis_
         assert fetchval(database, "SELECT count(*) FROM items") == 20
         assert fetchval(database, "SELECT count(*) FROM users") == 2
         for replica in replicas:
-            assert httpx.get(replica.url + "/readyz").status_code == 200
+            assert replica.client().get("/readyz").status_code == 200
     finally:
         for replica in replicas:
             replica.close()

@@ -1,7 +1,7 @@
 """The demo API (compose/api/demoapi) run for real: uvicorn in a subprocess on a free loopback port.
 
     with DemoApi({"DATABASE_URL": dsn, "REDIS_URL": redis.url, ...}) as api:
-        httpx.get(api.url + "/healthz")
+        api.client().get("/healthz")
 
 The environment given is added to a minimal one (PATH, PYTHONPATH with compose/api); API_SECRET_KEY
 gets a test value unless given. Output goes to a log file (`log_text()`), so tests can read the JSON logs.
@@ -14,9 +14,25 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import requests
+
 from tests.support.local_services import free_port, wait_until
 
 API_DIR = Path(__file__).resolve().parents[2] / "compose" / "api"
+
+
+class ApiClient(requests.Session):
+    """A requests session whose URLs are paths on one API (requests, not httpx: the test process may
+    be patched by gevent for Locust, and httpx's optional trio import breaks under that patch)."""
+
+    def __init__(self, base_url: str, timeout: float = 15) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, *args, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, self.base_url + url, *args, **kwargs)
 
 
 def _healthy(url: str) -> bool:
@@ -67,6 +83,9 @@ class DemoApi:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def client(self) -> ApiClient:
+        return ApiClient(self.url)
 
     def metrics(self) -> dict[tuple[str, frozenset], float]:
         """Scrape /metrics: {(sample name, frozenset of label items): value}."""
