@@ -57,8 +57,11 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
+    from lab.report import resolve_sources
+
     if len(args.runs) > 2 or (args.save_baseline and len(args.runs) != 1):
         raise LabError("give RUN_A RUN_B, or one RUN (with --save-baseline to store it as the baseline)")
+    resolve_sources(args)
     baseline_path = args.results / BASELINE_FILE
     if args.save_baseline:
         figures = figures_of(args, args.runs[0])

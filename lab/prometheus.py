@@ -4,15 +4,7 @@ Failures (unreachable server, HTTP errors, PromQL errors) become one-line `LabEr
 the URL and the fix, so every command that reads Prometheus reports them the same way.
 """
 
-import os
-
 from lab.errors import LabError
-
-
-def default_url() -> str:
-    """PROMETHEUS_URL, else the stack's published Prometheus port on loopback."""
-    port = os.environ.get("PROMETHEUS_PORT", "9090")
-    return os.environ.get("PROMETHEUS_URL", f"http://127.0.0.1:{port}")
 
 
 def label_value(text: str) -> str:

@@ -5,24 +5,24 @@ besides the results folder); `build` turns their raw results into the report's f
 unit-tested on fixed responses); `lab.report_plots` and `lab.report_html` draw and write them.
 """
 
+import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from lab import analysis
 from lab.errors import LabError
-from lab.prometheus import Prometheus, default_url, label_value
+from lab.prometheus import Prometheus, label_value
 
 QUANTILES = (0.5, 0.95, 0.99)
 PERCENTILE_METHOD = (
-    "Percentiles are estimated from the locust_request_duration_seconds histogram "
-    "(bucket upper bounds in ms: {bounds}) by linear interpolation inside the bucket that holds the rank, as Prometheus's histogram_quantile "
-    "does: whole-run figures from the run's final cumulative bucket counts (the counters of a run id "
-    "start at 0), figures over time from the counts' differences over {step} intervals. A histogram percentile "
-    "is exact to within the bucket that holds it."
+    "Percentiles are estimated from the locust_request_duration_seconds histogram (bucket upper bounds "
+    "in ms: {bounds}) by linear interpolation inside the bucket that holds the rank, as Prometheus's "
+    "histogram_quantile does: whole-run figures from the run's final cumulative bucket counts (the "
+    "counters of a run id start at 0), figures over time from the counts' differences over {step} "
+    "intervals. A histogram percentile is exact to within the bucket that holds it."
 )
 # A run's last samples are scraped up to one scrape interval after it ends: read a little past the end.
 END_SLACK_SECONDS = 30.0
@@ -37,7 +37,7 @@ SOAK_DEFAULTS = {
 }
 
 
-@dataclass
+@dataclasses.dataclass
 class Run:
     run_id: str
     scenario: str
@@ -62,31 +62,47 @@ def register(subparsers) -> None:
     )
     parser.add_argument("run_id", nargs="?", help="the run to report (default: the latest run)")
     add_source_arguments(parser)
+    parser.add_argument(
+        "--slo",
+        type=Path,
+        default=os.environ.get("LAB_SLO_FILE"),
+        help="SLO file with the capacity criteria and soak limits (env LAB_SLO_FILE, default locust/slo.yaml)",
+    )
     parser.set_defaults(func=main)
 
 
 def add_source_arguments(parser) -> None:
-    """--prometheus, --results and --slo: shared with `lab compare`."""
-    parser.add_argument("--prometheus", default=default_url(), help="Prometheus URL (env PROMETHEUS_URL)")
+    """--prometheus and --results: shared with `lab compare`."""
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("PROMETHEUS_URL"),
+        help="Prometheus URL (env PROMETHEUS_URL, default the lab's: http://127.0.0.1:$PROMETHEUS_PORT)",
+    )
     parser.add_argument(
         "--results",
         type=Path,
-        default=Path(os.environ.get("LAB_RESULTS_DIR", "results")),
-        help="results folder (env LAB_RESULTS_DIR, default ./results)",
+        default=os.environ.get("LAB_RESULTS_DIR"),
+        help="results folder (env LAB_RESULTS_DIR, default the lab's results/)",
     )
-    parser.add_argument(
-        "--slo",
-        type=Path,
-        default=Path(os.environ.get("LAB_SLO_FILE", "locust/slo.yaml")),
-        help="SLO file with the capacity criteria and soak thresholds (env LAB_SLO_FILE)",
-    )
+
+
+def resolve_sources(args) -> None:
+    """Fill in what the options and environment left unset from the lab's settings (.env), as `lab run` does."""
+    if args.prometheus is None or args.results is None:
+        from lab.config import Lab
+
+        lab = Lab.from_environment()
+        args.prometheus = args.prometheus or lab.url("PROMETHEUS_PORT", "9090")
+        args.results = args.results or lab.results_dir()
 
 
 def main(args) -> int:
     from lab import report_html, report_plots
 
+    resolve_sources(args)
+    slo_file = args.slo or Path(os.environ.get("LAB_HOME") or ".") / "locust" / "slo.yaml"
     run = load_run(args.results, args.run_id)
-    report = build(run, fetch(Prometheus(args.prometheus), run), read_extras(run), load_thresholds(args.slo))
+    report = build(run, fetch(Prometheus(args.prometheus), run), read_extras(run), load_thresholds(slo_file))
     html = report_html.render(report, report_plots.draw(report))
     (run.folder / "report.html").write_text(html)
     (run.folder / "report.json").write_text(json.dumps(strip_series(report), indent=2) + "\n")
@@ -370,10 +386,18 @@ def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) ->
                 "ended_at": end,
             }
         )
+    # The thresholds the steps were judged by (`lab run --slo` may have overridden the file's for the run).
+    used = {
+        v["objective"]: v["threshold"]
+        for step in capacity.get("steps") or []
+        for v in step.get("verdicts", [])
+    }
+    if used:
+        objectives = [dataclasses.replace(o, threshold=used[o.name]) for o in objectives if o.name in used]
     min_growth = capacity.get("min_growth", DEFAULT_MIN_GROWTH)
     knee = analysis.find_knee(steps, min_growth)
     users, rps = capacity.get("users"), capacity.get("requests_per_second")
-    criteria = criteria_text([o for o in objectives if o.metric != "throughput"])
+    criteria = criteria_text([o for o in objectives if o.metric != "throughput"])  # not judged per step
     if users is None:
         first = steps[0]["users"] if steps else "?"
         sentence = f"{criteria}, the API did not sustain even the first step ({first} users) on this stack."

@@ -94,8 +94,10 @@ def test_compare_against_a_slowed_run_reports_a_regression(loaded_stack):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "REGRESSION" in result.stdout
     comparison = json.loads((stack.results_dir / slow_run / "compare.json").read_text())
-    flagged = {(r["endpoint"], r["metric"]) for r in comparison["rows"] if r["regression"]}
-    assert ("overall", "p95_seconds") in flagged
+    # Every /api/v1 request is 200 ms slower: endpoints that were fast before show it in p95. (The
+    # overall p95 may not: slow password hashing on login can dominate it in both runs.)
+    slower = [r for r in comparison["rows"] if r["regression"] and r["metric"] == "p95_seconds"]
+    assert any(r["change"] >= 0.15 for r in slower), comparison["rows"]
 
 
 def test_unknown_run_is_a_one_line_error(stack):

@@ -180,9 +180,14 @@ class Lab:
         return folder.name
 
     def lab(self, *args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PROMETHEUS_URL": self.prometheus_url, "LAB_RESULTS_DIR": str(self.results)}
+        env = {
+            **os.environ,
+            "PROMETHEUS_URL": self.prometheus_url,
+            "LAB_RESULTS_DIR": str(self.results),
+            "LAB_SLO_FILE": str(self.slo),
+        }
         return subprocess.run(
-            [sys.executable, "-m", "lab", *args, "--slo", str(self.slo)],
+            [sys.executable, "-m", "lab", *args],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
 

@@ -292,6 +292,18 @@ def test_capacity_sentence_lists_each_objective_and_its_requests(tmp_path):
     assert cap["p95_limit_seconds"] is None  # no p95 objective over all requests to draw
 
 
+def test_capacity_sentence_uses_the_thresholds_the_steps_were_judged_by(tmp_path):
+    # `lab run capacity --slo p95=300ms`: the steps' verdicts carry the run's threshold, not the file's.
+    judged = json.loads(json.dumps(CAPACITY))
+    for step in judged["steps"]:
+        step["verdicts"] = [
+            {"objective": "p95", "threshold": 0.3},
+            {"objective": "errors", "threshold": 0.01},
+        ]
+    cap = report.capacity_section(judged, objectives(tmp_path)["objectives"], capacity_responses())
+    assert cap["sentence"].startswith("At p95 under 300 ms and errors under 1%, the API sustains 30 users")
+
+
 def test_capacity_without_a_passing_step():
     failed = {"users": None, "requests_per_second": None, "reason": "breach",
               "steps": [capacity_step(10, 100.0, START, passed=False, breached=["errors"])]}  # fmt: skip
