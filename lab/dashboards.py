@@ -119,6 +119,7 @@ def overview():
                         mappings=pass_fail_mappings(),
                         graph=False,
                         text_mode="value_and_name",
+                        no_value="judged when the run ends",
                     ),
                 ),
             ],
@@ -209,7 +210,7 @@ def overview():
             7,
             [
                 (
-                    12,
+                    8,
                     timeseries(
                         "Workers by state",
                         targets(("{{state}}", f"sum by (state) (locust_workers{{{RUN}}})")),
@@ -217,7 +218,19 @@ def overview():
                     ),
                 ),
                 (
-                    12,
+                    8,
+                    timeseries(
+                        "Workers per host",
+                        targets(
+                            ("{{host}}", f'count by (host) (locust_worker_state{{{RUN}, state!="missing"}})')
+                        ),
+                        stacked=True,
+                        description="Connected workers by the machine they run on; machines join with "
+                        "`lab workers up`.",
+                    ),
+                ),
+                (
+                    8,
                     timeseries(
                         "Worker CPU",
                         targets(("{{worker}}", f"locust_worker_cpu_usage_ratio{{{RUN}}}")),
@@ -463,6 +476,7 @@ def capacity():
     p95 = f"run_id:locust_request_duration_seconds:p95_rate1m{{{RUN}}}"
     rps = f"run_id:locust_requests:rate1m{{{RUN}}}"
     big = {"graph": False, "decimals": 0}
+    searching = "search not finished"
     panels = layout(
         (
             7,
@@ -473,6 +487,7 @@ def capacity():
                         "Capacity: users",
                         targets(("users", f"max(locust_capacity_users{{{RUN}}})")),
                         description="The most users the system served within its SLOs, found by the capacity search.",
+                        no_value=searching,
                         **big,
                     ),
                 ),
@@ -482,6 +497,7 @@ def capacity():
                         "Capacity: requests per second",
                         targets(("requests/s", f"max(locust_capacity_requests_per_second{{{RUN}}})")),
                         unit="reqps",
+                        no_value=searching,
                         **big,
                     ),
                 ),

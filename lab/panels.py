@@ -90,6 +90,7 @@ def stat(
     graph: bool = True,
     decimals: int | None = None,
     text_mode: str = "auto",
+    no_value: str = "no data",
 ) -> G.Stat:
     return G.Stat(
         title=title,
@@ -105,7 +106,7 @@ def stat(
         colorMode="background" if thresholds or mappings else "value",
         decimals=decimals,
         textMode=text_mode,
-        noValue="no data",
+        noValue=no_value,
         editable=False,
     )
 
