@@ -2,8 +2,10 @@
 plugin loaded, against a loopback target of fixed capacity; and `lab run` against a real master's
 web UI. Every run is bounded by its scenario's parameters and by a process timeout."""
 
+import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -243,6 +245,58 @@ def test_the_own_api_example_runs_a_scenario_with_the_lab(workdir, target):
     outcomes = {o["objective"]: o["passed"] for o in verdict["objectives"]}
     assert outcomes == {"thing-p95": None, "errors": True}  # no /thing requests here: no data, no failure
     assert verdict["passed"] is True
+
+
+@pytest.fixture
+def demo_api(postgres_server, redis_server):
+    from tests.support.demo_api import DemoApi
+
+    redis_server.flushall()
+    env = {
+        "DATABASE_URL": postgres_server.create_database(f"scenarios_{os.getpid()}_{time.monotonic_ns()}"),
+        "REDIS_URL": redis_server.url,
+        "SEED_ON_START": "true",
+        **DEMO_SEED,
+    }
+    with DemoApi(env) as api:
+        yield api.url
+
+
+DEMO_SEED = {"SEED_ITEMS": "200", "SEED_USERS": "5", "SEED_USER_PASSWORD": "scenario-test-password"}
+
+
+@pytest.mark.parametrize(
+    ("selection", "names"),
+    [
+        ((), {"GET /api/v1/items?page", "GET /api/v1/items/[id]", "POST /api/v1/auth/login"}),
+        (("Shopper", "--tags", "orders"), {"POST /api/v1/auth/login", "POST /api/v1/orders"}),
+    ],
+)
+def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir, demo_api, selection, names):
+    (workdir / "errors_slo.yaml").write_text("objectives:\n  errors: {metric: error_ratio, max: 0}\n")
+    command = locust_command(
+        *selection,
+        "--headless",
+        "--host",
+        demo_api,
+        "--scenario",
+        "baseline",
+        "--scenario-params",
+        "users=10,ramp=1s,duration=8s",
+        "--slo-file",
+        "errors_slo.yaml",
+    )
+    command[command.index("-f") + 1] = f"{ROOT / 'locust' / 'locustfile.py'},{PLUGIN}"
+    env = {**locust_env(workdir), **DEMO_SEED}
+    result = subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(only_run(workdir) / "locust_stats.csv") as f:
+        rows = {f"{r['Type']} {r['Name']}": r for r in csv.DictReader(f) if r["Name"] != "Aggregated"}
+    assert names <= set(rows), sorted(rows)
+    assert all(r["Failure Count"] == "0" for r in rows.values())
+    assert not any(re.search(r"/\d+$", name) for name in rows)  # ids are grouped under one name
 
 
 class WebMaster:
