@@ -85,7 +85,7 @@ class Soak(ScenarioShape):
 
 
 class Mixed(ScenarioShape):
-    """How does the mix matter? Phases with different user classes at the same user count."""
+    """What does each part of the mix cost? The workload built up class by class, phase by phase."""
 
     scenario = "mixed"
 
