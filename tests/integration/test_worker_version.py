@@ -1,0 +1,137 @@
+"""The version handshake with real Locust processes: a worker of the master's version is accepted,
+one running another Locust release (installed from PyPI into a venv) is refused, naming both versions.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import locust
+from lab.handshake import REFUSED_EXIT_CODE, VERSION_TIMEOUT
+from tests.support.local_services import free_port, wait_until
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+LOCUSTFILE = HERE / "handshake_locustfile.py"
+# A release other than the installed one (2.47.0), old enough to differ, new enough to talk to it.
+OTHER_VERSION = "2.46.7" if locust.__version__ != "2.46.7" else "2.45.0"
+
+
+@pytest.fixture(scope="module")
+def other_python(tmp_path_factory) -> str:
+    """A venv sharing this interpreter's packages but with another Locust release on top."""
+    venv = tmp_path_factory.mktemp("other-locust") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    pip = subprocess.run(
+        [str(venv / "bin/pip"), "install", "--quiet", "--no-deps", f"locust=={OTHER_VERSION}"],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode != 0:
+        pytest.skip(f"cannot install locust=={OTHER_VERSION} from PyPI: {pip.stderr.strip()[-300:]}")
+    return str(venv / "bin/python")
+
+
+@pytest.fixture
+def master(tmp_path):
+    port, web = free_port(), free_port()
+    log = open(tmp_path / "master.log", "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web),
+        ],  # fmt: skip
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    web_url = f"http://127.0.0.1:{web}"
+    wait_until(lambda: requests.get(web_url, timeout=2).ok, 30, what="the master's web UI")
+    yield port, web_url, tmp_path / "master.log"
+    process.terminate()
+    process.wait(timeout=15)
+    log.close()
+
+
+def start_worker(
+    python: str, master_port: int, workdir: Path, name: str, locustfile: Path = LOCUSTFILE
+) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_WORKER_READY_FILE": str(workdir / f"{name}.ready")}
+    return subprocess.Popen(
+        [
+            python,
+            "-m",
+            "locust",
+            "-f",
+            str(locustfile),
+            "--worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            str(master_port),
+        ],  # fmt: skip
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def workers(web_url: str) -> list[dict]:
+    return requests.get(f"{web_url}/stats/requests", timeout=5).json()["workers"]
+
+
+def test_a_worker_of_the_same_version_is_accepted_and_marked_ready(master, tmp_path):
+    port, web_url, _log = master
+    worker = start_worker(sys.executable, port, tmp_path, "same")
+    try:
+        wait_until(lambda: (tmp_path / "same.ready").exists(), 30, what="the accepted worker's ready file")
+        # Past the master's wait for a version report: still connected, still counted.
+        time.sleep(VERSION_TIMEOUT + 2)
+        assert worker.poll() is None
+        assert [w["state"] for w in workers(web_url)] == ["ready"]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+
+
+def test_a_worker_of_another_locust_version_is_refused_naming_both(master, tmp_path, other_python):
+    port, web_url, master_log = master
+    worker = start_worker(other_python, port, tmp_path, "other")
+    output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == REFUSED_EXIT_CODE, output
+    expected = f"runs Locust {OTHER_VERSION} but the master runs Locust {locust.__version__}"
+    assert "the master refused this worker" in output and expected in output, output
+    assert expected in master_log.read_text()
+    assert not (tmp_path / "other.ready").exists()
+    wait_until(lambda: workers(web_url) == [], 10, what="the refused worker to leave the master's list")
+
+
+def test_a_worker_without_the_lab_plugin_is_refused_once_it_stays_silent(master, tmp_path):
+    port, web_url, master_log = master
+    plain = tmp_path / "plain_locustfile.py"
+    plain.write_text(LOCUSTFILE.read_text().replace("handshake.register(events)", ""))
+    worker = start_worker(sys.executable, port, tmp_path, "plain", plain)
+    output, _ = worker.communicate(timeout=VERSION_TIMEOUT + 30)
+    assert "Got quit message from master" in output, output
+    assert f"did not report its Locust version within {VERSION_TIMEOUT:g}s" in master_log.read_text()
+    wait_until(lambda: workers(web_url) == [], 10, what="the silent worker to leave the master's list")
