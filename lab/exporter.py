@@ -368,18 +368,27 @@ def worker_labels(client_ids: Iterable[str], index_of) -> dict[str, str]:
 
 
 def worker_metrics(run_id: str, runner) -> Iterator:
+    from lab.runs import worker_label
+
     nodes = list(runner.clients.values())
     workers = GaugeMetricFamily("locust_workers", "Workers by state", labels=["run_id", "state"])
     for state in WORKER_STATES:
         workers.add_metric([run_id, state], sum(1 for n in nodes if n.state == state))
-    cpu = GaugeMetricFamily(
-        "locust_worker_cpu_usage_ratio", "Worker CPU use (1 = one core)", labels=["run_id", "worker"]
+    # Per worker, with its machine as `host`, so that dashboards group workers by the machine they run on.
+    per_worker = ["run_id", "worker", "host"]
+    state = GaugeMetricFamily(
+        "locust_worker_state", "1 for each worker's current state", labels=[*per_worker, "state"]
     )
-    live = [n for n in nodes if n.state != "missing"]
-    labels = worker_labels((n.id for n in live), runner.get_worker_index)
-    for node in live:
-        cpu.add_metric([run_id, labels[node.id]], node.cpu_usage / 100)
-    yield from (workers, cpu)
+    cpu = GaugeMetricFamily(
+        "locust_worker_cpu_usage_ratio", "Worker CPU use (1 = one core)", labels=per_worker
+    )
+    labels = worker_labels((n.id for n in nodes), runner.get_worker_index)
+    for node in nodes:
+        values = [run_id, labels[node.id], worker_label(node.id)]
+        state.add_metric([*values, node.state], 1)
+        if node.state != "missing":  # its last report is stale
+            cpu.add_metric(values, node.cpu_usage / 100)
+    yield from (workers, state, cpu)
 
 
 # --- plugin wiring -------------------------------------------------------------------------------
