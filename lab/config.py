@@ -15,6 +15,8 @@ from lab.errors import LabError
 
 COMPOSE_FILE = "docker-compose.load-test.yml"
 OFFLINE_ENV = Path("compose/offline/offline.env")
+# Added with LAB_EXPOSE_MASTER=1: publishes the master's worker port for workers on other machines.
+MASTER_PORT_FILE = Path("compose/master-port.yml")
 _LINE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 
 # Filled in on first run; .env.example leaves them empty. Hex keeps them safe inside URLs.
@@ -78,6 +80,10 @@ class Lab:
             value = parse_env_file(self.env_file).get("LAB_OFFLINE")
         return value not in (None, "", "0", "false")
 
+    @property
+    def expose_master(self) -> bool:
+        return self.setting("LAB_EXPOSE_MASTER", "0") not in ("0", "false")
+
     def settings(self) -> dict[str, str]:
         merged: dict[str, str] = {}
         for path in self.env_files():
@@ -100,6 +106,8 @@ class Lab:
 
     def compose_command(self, *args: str) -> list[str]:
         command = ["docker", "compose", "-p", self.project, "-f", str(self.home / COMPOSE_FILE)]
+        if self.expose_master:
+            command += ["-f", str(self.home / MASTER_PORT_FILE)]
         for path in self.env_files():
             if path.is_file():
                 command += ["--env-file", str(path)]

@@ -54,6 +54,7 @@ def up_command(args) -> int:
         _require_offline_images(lab, client)
     preflight.ports_free(lab, client)
     _warn_if_exposed(lab)
+    _expose_master(lab)
     lab.results_dir().mkdir(parents=True, exist_ok=True)
 
     was_running = bool(_containers(lab, client))
@@ -156,6 +157,27 @@ def _warn_if_exposed(lab: Lab) -> None:
     print(
         f"warning: LAB_BIND={bind} publishes Grafana, Prometheus and the Locust UI beyond this machine. "
         "The Locust UI and Prometheus have no login: keep this to a trusted network.",
+        file=sys.stderr,
+    )
+
+
+def _expose_master(lab: Lab) -> None:
+    """LAB_EXPOSE_MASTER=1 publishes the worker port on LAB_MASTER_BIND, which must be one given address."""
+    if not lab.expose_master:
+        return
+    bind = lab.setting("LAB_MASTER_BIND", "")
+    port = lab.setting("LOCUST_MASTER_PORT", "5557")
+    if not bind or bind in ("0.0.0.0", "::", "[::]"):
+        raise LabError(
+            f"LAB_EXPOSE_MASTER=1 needs LAB_MASTER_BIND set to this machine's private address that the "
+            f"worker machines reach (e.g. 10.0.0.5), not {bind or 'nothing'}: set it in {lab.env_file}"
+        )
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise LabError(f"LOCUST_MASTER_PORT={port!r} is not a port number: set it in {lab.env_file}")
+    print(
+        f"warning: LAB_EXPOSE_MASTER=1 publishes the Locust master's worker port on {bind}:{port}. "
+        "It has no authentication: whoever reaches it can join as a worker and read the locustfile. "
+        "Keep it on a private network.",
         file=sys.stderr,
     )
 
