@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 WORKERS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab-up lab-down lab-status dashboards test lint bench images-offline
+.PHONY: help install lab-up lab-down lab-status lab-workers dashboards test lint bench images-offline
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ lab-down: install ## stop the lab; data volumes and results stay
 
 lab-status: install ## each service's health and Prometheus's targets
 	$(BIN)/lab status
+
+lab-workers: install ## start workers here for a master elsewhere (MASTER=host:5557, COUNT=N, default one a core)
+	$(if $(MASTER),,$(error set MASTER=host:port, the master's published worker port (lab up with LAB_EXPOSE_MASTER=1)))
+	$(BIN)/lab workers up --master $(MASTER) $(if $(COUNT),--count $(COUNT))
 
 dashboards: install ## regenerate grafana/dashboards/*.json from lab/dashboards.py
 	$(BIN)/lab dashboards
