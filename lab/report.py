@@ -436,11 +436,11 @@ def criteria_text(objectives: list) -> str:
 
 
 SOAK_CHECKS = (
-    # (name, series in over_time, threshold key, unit)
-    ("p95 latency", "p95", "max_p95_slope_seconds_per_hour", "s/h"),
-    ("error ratio", "error_ratio", "max_error_ratio_slope_per_hour", "/h"),
-    ("API resident memory", "api_rss", "max_api_memory_slope_bytes_per_hour", "B/h"),
-    ("Locust master resident memory", "locust_rss", "max_locust_memory_slope_bytes_per_hour", "B/h"),
+    # (name, series in over_time, threshold key, unit of the series)
+    ("p95 latency", "p95", "max_p95_slope_seconds_per_hour", "seconds"),
+    ("error ratio", "error_ratio", "max_error_ratio_slope_per_hour", "ratio"),
+    ("API resident memory", "api_rss", "max_api_memory_slope_bytes_per_hour", "bytes"),
+    ("Locust master resident memory", "locust_rss", "max_locust_memory_slope_bytes_per_hour", "bytes"),
 )
 
 

@@ -170,8 +170,8 @@ def _soak(soak, plots) -> list[str]:
         [
             escape(c["check"]),
             _mark(c["passed"]),
-            "no data" if c["slope_per_hour"] is None else f"{c['slope_per_hour']:.4g} {c['unit']}",
-            f"{c['max_slope_per_hour']:.4g} {c['unit']}",
+            "no data" if c["slope_per_hour"] is None else _per_hour(c["slope_per_hour"], c["unit"]),
+            _per_hour(c["max_slope_per_hour"], c["unit"]),
             str(c["points"]),
         ]
         for c in soak["checks"]
@@ -185,6 +185,14 @@ def _soak(soak, plots) -> list[str]:
         _table(["series", "verdict", "slope", "max slope", "points"], rows),
         *[_img(p) for p in plots if p["id"] == "soak"],
     ]
+
+
+def _per_hour(slope: float, unit: str) -> str:
+    if unit == "seconds":
+        return f"{slope * 1000:+.2f} ms/h"
+    if unit == "ratio":
+        return f"{slope * 100:+.3f} points/h"  # percentage points of the error ratio
+    return f"{slope / 2**20:+.2f} MiB/h"
 
 
 def _endpoints(report) -> list[str]:

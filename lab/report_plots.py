@@ -201,6 +201,10 @@ def _soak(report):
                 "--",
             )
         _frame(ax, report, label, drawn)
+        ax.ticklabel_format(axis="y", useOffset=False)  # show values, not "1e-10 + 415.789"
+        values = [v * scale for _, v in points if v is not None]
+        if check["unit"] != "bytes" and values:  # latency and errors from 0, with room above a flat line
+            ax.set_ylim(0, max(values) * 1.2 or 1)
         ax.set_title(f"{check['check']}: {'PASS' if check['passed'] else 'FAIL'}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30)
     fig.suptitle("Steady part (at peak users) and the fitted trend")
