@@ -42,14 +42,18 @@ class ApiUser(FastHttpUser):
     token = ""
 
     def login(self) -> bool:
+        self.token = ""
         with self.client.post(
             "/api/v1/auth/login", json=seeded_credentials(), name="/api/v1/auth/login", catch_response=True
         ) as response:
             if response.status_code != 200:
                 response.failure(f"login: HTTP {response.status_code}")
-                self.token = ""
                 return False
-            self.token = response.json()["access_token"]
+            try:
+                self.token = response.json()["access_token"]
+            except (ValueError, KeyError, TypeError):
+                response.failure("login: no access_token in the response")
+                return False
             return True
 
     @property
@@ -57,17 +61,22 @@ class ApiUser(FastHttpUser):
         return {"Authorization": f"Bearer {self.token}"}
 
     def view_page(self, category: str | None = None) -> None:
-        params = f"?page={random.randint(1, max(1, SEED_ITEMS // PER_PAGE // 10))}&per_page={PER_PAGE}"
-        name = "/api/v1/items?page"
+        # Browsing stays near the front of the catalog (its first tenth, the first pages of a
+        # category), as real traffic does: a hot set the API's cache can serve.
         if category:
-            params += f"&category={category}"
+            params = f"?page={random.randint(1, 5)}&per_page={PER_PAGE}&category={category}"
             name = "/api/v1/items?category"
+        else:
+            params = f"?page={random.randint(1, max(1, SEED_ITEMS // PER_PAGE // 10))}&per_page={PER_PAGE}"
+            name = "/api/v1/items?page"
         with self.client.get(f"/api/v1/items{params}", name=name, catch_response=True) as response:
-            if response.status_code == 200:
-                categories.update(item["category"] for item in response.json()["items"])
-                response.success()
-            else:
+            if response.status_code != 200:
                 response.failure(f"items: HTTP {response.status_code}")
+                return
+            try:
+                categories.update(item["category"] for item in response.json()["items"])
+            except (ValueError, KeyError, TypeError):
+                response.failure("items: not a page of items")
 
     def view_item(self) -> None:
         self.client.get(f"/api/v1/items/{random_item_id()}", name="/api/v1/items/[id]")
@@ -149,7 +158,10 @@ class Shopper(ApiUser):
             catch_response=True,
         ) as response:
             if response.status_code == 201:
-                self.orders.append(response.json()["id"])
+                try:
+                    self.orders.append(int(response.json()["id"]))
+                except (ValueError, KeyError, TypeError):
+                    response.failure("order: no id in the response")
                 del self.orders[:-20]
             elif response.status_code == 409:
                 response.success()  # out of stock: a correct answer of the API, not an error
