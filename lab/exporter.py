@@ -147,8 +147,12 @@ _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>)]+")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b")
 _ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|\[[0-9a-fA-F:]+\](?::\d+)?")
-# Numbers, except an HTTP status in requests' "404 Client Error" / "500 Server Error" wording.
-_NUMBER = re.compile(r"(?<![A-Za-z\d])\d+(?:\.\d+)?(?!\d)(?! (?:Client|Server) Error)")
+# Numbers, except an HTTP status: requests' "500 Server Error", FastHttpUser's "code=500", "status 503".
+_NUMBER = re.compile(
+    r"(?<![\d.])(?P<status>(?:(?<=code=)|(?<=code )|(?<=status=)|(?<=status )|(?<=status_code=))[1-5]\d\d"
+    r"|[1-5]\d\d(?= (?:Client|Server) Error))(?![\d.])"
+    r"|(?<![A-Za-z\d])\d+(?:\.\d+)?(?!\d)"
+)
 _SPACE = re.compile(r"\s+")
 
 
@@ -160,7 +164,7 @@ def normalise_error(text: str, limit: int = ERROR_TEXT_MAX) -> str:
     text = _URL.sub("<url>", text)
     text = _ADDRESS.sub("<addr>", text)
     text = _HEX.sub("<hex>", text)
-    text = _NUMBER.sub("<n>", text)
+    text = _NUMBER.sub(lambda m: m.group("status") or "<n>", text)
     text = _SPACE.sub(" ", text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -159,6 +159,9 @@ def test_folding_entries_keeps_every_request_and_sample(logs, max_names):
             "HTTPError('500 Server Error: Internal Server Error for url: /items/[id]')",
         ),
         ("CatchResponseError('order 4812 not found')", "'order <n> not found'"),
+        ("LocustBadStatusCode(code=503)", "LocustBadStatusCode(code=503)"),
+        ("unexpected status 429 after 3 tries", "unexpected status 429 after <n> tries"),
+        ("code=5000 and 1500 Server Error", "code=<n> and <n> Server Error"),
         (
             "ConnectionError(<urllib3.connection.HTTPConnection object at 0x7f3a2b1c9d90>: refused)",
             "ConnectionError(<urllib3.connection.HTTPConnection object at <hex>>: refused)",
