@@ -302,3 +302,45 @@ def test_thousands_of_distinct_urls_stay_under_the_name_bound(cluster):
         int(r["Request Count"]) for r in stats.values()
     )
     assert locust.value("locust_exporter_folded_total", samples, kind="name") == len(stats) - 50
+
+
+def test_a_headless_run_leaves_the_same_figures_as_locusts_own_final_stats(tmp_path, target):
+    """Headless, the master quits right after the test stops: lab.runs' results must still hold the
+    workers' final reports, like the stats Locust itself dumps at exit (--json-file)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(tmp_path / "results")}
+    master_port = free_port()
+    common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    master = subprocess.Popen(
+        [
+            *common, "--headless", "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
+            "--master-bind-port", str(master_port), "-u", "6", "-r", "6", "-t", "4s", "--host", target,
+            "--exporter-port", "0", "--json-file", str(tmp_path / "own"), "Shopper",
+        ],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "master.log", "wb"),  # noqa: SIM115
+    )  # fmt: skip
+    worker = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
+    workers = [
+        subprocess.Popen(worker, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    try:
+        master.wait(timeout=60)
+        for process in workers:
+            process.wait(timeout=30)
+    finally:
+        for process in [*workers, master]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    (run_dir,) = (tmp_path / "results").iterdir()
+    ours = read_stats_csv(run_dir / "locust_stats.csv")
+    own = {(e["method"], e["name"]): e for e in json.loads((tmp_path / "own.json").read_text())}
+    assert {k: int(r["Request Count"]) for k, r in ours.items()} == {
+        k: e["num_requests"] for k, e in own.items()
+    }
+    assert {k: int(r["Failure Count"]) for k, r in ours.items()} == {
+        k: e["num_failures"] for k, e in own.items()
+    }
+    assert sum(int(r["Request Count"]) for r in ours.values()) > 0
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["end"] > record["start"] and record["invalidated"] is False
