@@ -6,6 +6,7 @@ status 1 on a regression, so CI can gate on it.
 """
 
 import json
+import sys
 from pathlib import Path
 
 from lab.errors import LabError
@@ -120,6 +121,12 @@ def figures_of(args, run_id: str) -> dict:
     from lab.prometheus import Prometheus
 
     run = report.load_run(args.results, run_id)
+    if run.workers_lost:
+        print(
+            f"warning: run {run.run_id} lost {len(run.workers_lost)} worker(s): it sent less load than asked, "
+            "so its figures are not comparable",
+            file=sys.stderr,
+        )
     data = report.fetch(Prometheus(args.prometheus), run, kinds=("final",))
     return {"run_id": run.run_id, "endpoints": report.run_figures(run, data)}
 

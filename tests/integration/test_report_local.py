@@ -346,3 +346,15 @@ def test_bad_input_is_a_one_line_error(lab):
     nodata = lab.lab("report", empty.name)
     assert nodata.returncode == 2 and f"run {empty.name} has no Locust samples" in nodata.stderr
     assert len(nodata.stderr.strip().splitlines()) == 1
+
+
+def test_compare_warns_about_a_run_that_lost_workers(lab):
+    # The same run, recorded as having lost a worker (as lab.runs writes it when one goes missing).
+    record = json.loads((lab.results / lab.run_id / "run.json").read_text())
+    record["workers_lost"] = [{"worker": "w1", "client_id": "w1_0", "at": record["end"] - 1}]
+    lost = lab.results / f"{lab.run_id}-lost"
+    lost.mkdir()
+    (lost / "run.json").write_text(json.dumps(record))
+    result = lab.lab("compare", lab.run_id, lost.name, "--json", str(lost / "compare.json"))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: run {lab.run_id} lost 1 worker(s)" in result.stderr
