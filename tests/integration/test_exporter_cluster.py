@@ -177,6 +177,9 @@ def test_exporter_agrees_with_locusts_own_stats_with_two_workers(cluster, tmp_pa
             lambda: locust.value("locust_workers", state="running") == 2, 30, 0.2, "both workers running"
         )
         assert locust.value("locust_workers", state="running") == 2
+        per_worker = [lab for lab, v in locust.scrape()["locust_worker_state"] if v == 1]
+        assert sorted(lab["worker"] for lab in per_worker) == [f"{os.uname().nodename}/{i}" for i in (0, 1)]
+        assert {lab["host"] for lab in per_worker} == {os.uname().nodename}
         run_id = locust.run()["run_id"]
         wait_until(
             lambda: locust.value("locust_requests_total", run_id=run_id) >= 400, 40, 0.2, "400 requests"
