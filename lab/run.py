@@ -205,7 +205,7 @@ def progress_line(run: dict, stats: dict) -> str:
     p95_text = f"{p95:.0f} ms" if p95 is not None else "-"
     return (
         f"{int(elapsed // 60):02d}:{int(elapsed % 60):02d}  stage {run.get('stage') or '-':<9} "
-        f"users {stats.get('user_count', 0):>5}  {stats.get('total_rps', 0.0):7.1f} req/s  "
+        f"users {stats.get('user_count', 0):>5}  {stats.get('current_rps', 0.0):7.1f} req/s  "
         f"p95 {p95_text:>8}  failures {100 * stats.get('fail_ratio', 0.0):5.2f}%"
     )
 
