@@ -39,6 +39,8 @@ class ScenarioShape(LoadTestShape):
             self.plan = self.make_plan(environment)
         except ConfigError as exc:
             logger.error("scenario %s not started: %s", self.scenario, exc)
+            if environment.parsed_options is not None and environment.parsed_options.headless:
+                environment.process_exit_code = 1
             self.plan = None
             return
         logger.info("scenario %s: %s (%.0f s)", self.scenario, self.params, self.plan.duration)
@@ -135,6 +137,7 @@ class Capacity(ScenarioShape):
 
         from lab import slo
         from lab.capacity import CapacitySearch
+        from lab.trim import TRIM_INTERVAL_SECONDS
 
         self.lag = WORKER_REPORT_INTERVAL + 0.5 if isinstance(environment.runner, MasterRunner) else 0.0
         steady = self.params["step_duration"] - self.params["ramp"]
@@ -142,6 +145,13 @@ class Capacity(ScenarioShape):
             raise ConfigError(
                 f"capacity: with workers, ramp must be at least {self.lag:g} s and step_duration - ramp at "
                 f"least {2 * self.lag:g} s (workers report their stats every {WORKER_REPORT_INTERVAL:g} s)"
+            )
+        # A step's requests/s come from the master's per-second counts, which lab.trim keeps for a window.
+        history = getattr(environment.parsed_options, "lab_history_seconds", 0) or 0
+        if history and self.params["step_duration"] + self.lag + TRIM_INTERVAL_SECONDS > history:
+            raise ConfigError(
+                f"capacity: step_duration must be under {history - self.lag - TRIM_INTERVAL_SECONDS:g} s, the "
+                "per-second stats the master keeps: shorten it or raise LOCUST_LAB_HISTORY_SECONDS"
             )
         self.search = CapacitySearch(slo.objectives_of(environment.parsed_options), self.params["min_growth"])
         self._measuring: _Measurement | None = None

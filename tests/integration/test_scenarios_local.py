@@ -299,6 +299,31 @@ def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir
     assert not any(re.search(r"/\d+$", name) for name in rows)  # ids are grouped under one name
 
 
+def test_a_capacity_step_longer_than_the_kept_stats_history_is_refused(workdir, target):
+    result = subprocess.run(
+        locust_command(
+            "--headless",
+            "--host",
+            target,
+            "--scenario",
+            "capacity",
+            "--scenario-params",
+            "step_duration=10m",
+            "--lab-history-seconds",
+            "300",
+            "--slo-file",
+            "slo.yaml",
+        ),
+        cwd=workdir,
+        env=locust_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+    assert result.returncode == 1
+    assert "scenario capacity not started: capacity: step_duration must be under 290 s" in result.stderr
+
+
 class WebMaster:
     """A Locust master with its web UI and class picker, and one worker, as `lab up` runs them."""
 
