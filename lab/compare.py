@@ -144,12 +144,14 @@ def format_table(rows: list[dict]) -> str:
     lines = [("endpoint", "metric", "before", "after", "change", "")]
     for row in rows:
         metric = row["metric"]
-        if row["relative_change"] is not None:
-            change = f"{row['relative_change'] * 100:+.1f}%"
-        elif row["change"] is not None:
-            change = "+" + _value(metric, row["change"])
-        else:
+        if row["change"] is None:
             change = "only in one run"
+        elif metric == "error_ratio":  # judged in absolute terms: percentage points
+            change = f"{row['change'] * 100:+.2f} pts"
+        elif row["relative_change"] is not None:
+            change = f"{row['relative_change'] * 100:+.1f}%"
+        else:  # from 0
+            change = "+" + _value(metric, row["change"])
         flag = "REGRESSION" if row["regression"] else ""
         lines.append(
             (

@@ -44,6 +44,7 @@ def test_a_run_against_itself_reports_no_regression():
     table = compare.format_table(result["rows"])
     assert "REGRESSION" not in table
     assert table.splitlines()[1].split() == ["overall", "req/s", "50.00", "50.00", "+0.0%"]
+    assert table.splitlines()[4].split() == ["overall", "errors", "0.00%", "0.00%", "+0.00", "pts"]
 
 
 def test_a_slowed_run_is_flagged_per_endpoint_and_metric():
