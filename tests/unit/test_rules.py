@@ -91,3 +91,11 @@ def test_rules_only_read_the_metric_contract():
     for rule in rules(RULES / "recording.yml"):
         for metric in re.findall(r"\((locust_[a-z_]+|http_[a-z_]+)[\[{]", rule["expr"]):
             assert metric in contract, (rule["record"], metric)
+
+
+def test_latency_threshold_is_a_bucket_boundary_of_the_exporter():
+    # The slow-request ratio reads the le="0.5" bucket: without that boundary it would read nothing.
+    from lab.exporter import DEFAULT_BUCKETS
+
+    text = (RULES / "recording.yml").read_text()
+    assert 'le="0.5"' in text and 0.5 in DEFAULT_BUCKETS
