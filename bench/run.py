@@ -1,0 +1,303 @@
+"""`make bench`: every benchmark of bench/ in turn, each bounded, into docs/benchmarks.md.
+
+Each module runs in its own process (its own session, so a timeout or Ctrl-C can stop everything it
+started): it prints a Markdown section on stdout, its progress on stderr. This script adds the machine
+description, the exact commands and a summary, and writes the document. Sections that fail or time out
+say so in the document, and the exit status is 1.
+
+    python bench/run.py                  # everything (under 30 minutes), writes docs/benchmarks.md
+    python bench/run.py --only api       # one section (repeatable), printed unless --output is given
+    python bench/run.py --quick          # a fast smoke of every section, printed unless --output is given
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "benchmarks.md"
+SOAK_MINUTES = 7
+BUDGET_SECONDS = 29 * 60  # the whole run; each section's bound is cut to what is left
+MIN_SECONDS = 60
+STACK_PROJECT = "loadlab-bench"  # bench/stack.py's compose project
+GRACE_SECONDS = 90  # after SIGINT, for a section to stop what it started (e.g. `lab down --volumes`)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    script: str
+    full: tuple[str, ...]
+    quick: tuple[str, ...]
+    timeout: float  # seconds, for the full run; quick runs get the same bound
+    json: bool = False  # the module writes its figures with --json, for the summary
+
+    def command(self, quick: bool, json_path: Path | None) -> list[str]:
+        command = [sys.executable, self.script, *(self.quick if quick else self.full)]
+        if self.json and json_path:
+            command += ["--json", str(json_path)]
+        return command
+
+
+SECTIONS = (
+    Section("loadgen", "bench/loadgen.py", ("--rounds", "4", "--seconds", "8"), ("--quick",), 420, json=True),
+    Section("exporter", "bench/exporter.py", ("--quick",), ("--quick",), 150),
+    Section("api", "bench/api.py", ("--duration", "10"), ("--duration", "3"), 210),
+    Section(
+        "soak", "bench/soak.py", ("--minutes", str(SOAK_MINUTES)), ("--minutes", "2"), (SOAK_MINUTES + 2) * 60
+    ),
+    Section("stack", "bench/stack.py", ("--hold", "2m"), ("--quick",), 480, json=True),
+)
+
+
+@dataclass
+class Outcome:
+    section: Section
+    command: list[str]
+    markdown: str
+    seconds: float
+    status: str  # "ok", "failed (exit N)", "timed out", "missing"
+    load_before: float
+    load_after: float
+    figures: dict | None = None
+
+
+def run_section(section: Section, quick: bool, workdir: Path, budget: float) -> Outcome:
+    json_path = workdir / f"{section.name}.json"
+    command = section.command(quick, json_path)
+    load_before = os.getloadavg()[0]
+    if not (REPO / section.script).is_file():
+        text = (
+            f"## {section.name}\n\nNot measured in this run: this section is produced by `{section.script}`, "
+            "which this checkout does not have.\n"
+        )
+        return Outcome(section, command, text, 0.0, "missing", load_before, load_before)
+    timeout = min(section.timeout, budget)
+    if timeout < MIN_SECONDS:
+        text = f"## {section.name}\n\nNot measured in this run: the run's time budget was spent.\n"
+        return Outcome(section, command, text, 0.0, "skipped (time budget)", load_before, load_before)
+    print(f"\n=== {section.name}: {shlex.join(command)}", file=sys.stderr, flush=True)
+    out_path = workdir / f"{section.name}.md"
+    start = time.monotonic()
+    with out_path.open("w") as out:
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, start_new_session=True)
+        try:
+            code = process.wait(timeout)
+            status = "ok" if code == 0 else f"failed (exit {code})"
+        except subprocess.TimeoutExpired:
+            stop(process)
+            status = f"timed out after {timeout:.0f} s"
+        except BaseException:  # Ctrl-C or any failure here: the section stops what it started
+            stop(process)
+            raise
+    seconds = time.monotonic() - start
+    text = out_path.read_text()
+    if status != "ok":
+        text = f"## {section.name}\n\n**Not complete: {status}** (its output, if any, follows).\n\n{text}"
+    figures = json.loads(json_path.read_text()) if section.json and json_path.is_file() else None
+    print(f"=== {section.name}: {status} in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return Outcome(section, command, text, seconds, status, load_before, os.getloadavg()[0], figures)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGINT first, so the section's finally blocks stop its servers and stack; then kill its session."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # anything of its session still running
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def remove_leftover_stack(workdir: Path) -> None:
+    """Last resort, when the stack section could not clean up after itself: its project, by name."""
+    result = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={STACK_PROJECT}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.stdout.split():
+        print(f"removing what is left of the compose project {STACK_PROJECT}", file=sys.stderr)
+        # No compose file in workdir: Compose works on the project's labelled containers, networks, volumes.
+        command = ["docker", "compose", "-p", STACK_PROJECT, "down", "--volumes", "--remove-orphans"]
+        subprocess.run(command, cwd=workdir, capture_output=True, timeout=300)
+
+
+def command_output(*command: str) -> str:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        return (result.stdout or result.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "unavailable"
+
+
+def machine() -> list[tuple[str, str]]:
+    import locust
+
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?"
+    )
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    mem_kib = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal:")))
+    os_release = Path("/etc/os-release")
+    distro = "?"
+    if os_release.is_file():
+        for line in os_release.read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                distro = line.split("=", 1)[1].strip('"')
+    return [
+        ("date (UTC)", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")),
+        ("CPU", model),
+        ("cores", str(os.cpu_count())),
+        ("memory", f"{mem_kib / 1024**2:.1f} GiB"),
+        ("kernel", f"{platform.system()} {platform.release()}"),
+        ("OS", distro),
+        ("Python", platform.python_version()),
+        ("Locust", locust.__version__),
+        ("Docker engine", command_output("docker", "version", "--format", "{{.Server.Version}}")),
+        ("Docker Compose", command_output("docker", "compose", "version", "--short")),
+        ("wrk", command_output("wrk", "--version")),
+    ]
+
+
+def fmt_ratio(values: list[float]) -> str:
+    import statistics
+
+    return f"{statistics.median(values):.2f} (min {min(values):.2f})" if values else "-"
+
+
+def summary(outcomes: list[Outcome]) -> list[str]:
+    figures = {o.section.name: o.figures for o in outcomes if o.figures}
+    lines = ["## Summary", "", "| figure | value | target |", "| --- | --- | --- |"]
+    loadgen = figures.get("loadgen")
+    if loadgen:
+        ratios, s = loadgen["ratios"], loadgen["summary"]
+        lines += [
+            f"| lab requests/s per worker process (median) | {s['lab']['median']:,.0f} | - |",
+            f"| lab / plain Locust, requests/s, median (min) | {fmt_ratio(ratios['lab / plain'])} | ≥ 0.95 |",
+            f"| lab / plain Locust, per worker CPU-second | {fmt_ratio(ratios['lab / plain, per worker CPU-second'])} "
+            "| ≥ 0.95 |",
+            f"| lab / wrk (the loopback ceiling) | {fmt_ratio(ratios['lab / wrk'])} | - |",
+            f"| exporter on / off, requests/s | {fmt_ratio(ratios['exporter on / off'])} | no measurable loss |",
+            f"| exporter on / off, per worker CPU-second "
+            f"| {fmt_ratio(ratios['exporter on / off, per worker CPU-second'])} | no measurable loss |",
+        ]
+        for scrape in loadgen["scrapes"]:
+            lines.append(
+                f"| master CPU per scrape, {scrape['names']} names | {scrape['cpu_ms']:.0f} ms | - |"
+            )
+    stack = figures.get("stack")
+    if stack:
+        memory = sum(stack["idle_memory"].values()) / 1024**2
+        before, after = stack["tsdb_before"], stack["tsdb_after"]
+        wal_hour = (after["wal"] - before["wal"]) / (after["time"] - before["time"]) * 3600 / 1024**2
+        lines += [
+            f"| `lab up` to all healthy (fresh volumes) | {stack['up_fresh_s']:.0f} s | - |",
+            f"| `lab down` | {stack['down_s']:.0f} s | - |",
+            f"| idle stack memory | {memory:,.0f} MiB | - |",
+            f"| Prometheus series, default scenario | {after['head_series']:,.0f} | - |",
+            f"| Prometheus disk per hour (WAL, measured) | {wal_hour:,.0f} MiB | - |",
+        ]
+    lines.append("")
+    lines.append(
+        "The other sections below hold the demo API's, the exporter's render and the soak's figures."
+    )
+    return lines
+
+
+def document(outcomes: list[Outcome], quick: bool, total_seconds: float) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Load Lab's own overhead, measured by `make bench` (`python bench/run.py`) in one run on one machine. "
+        "Regenerate this file with `make bench`; run one part with `python bench/run.py --only loadgen` "
+        "(loadgen, exporter, api, soak, stack).",
+        "",
+        "**Noise.** The machine below is small and was shared: other jobs (test suites, other compose stacks) "
+        "ran at the same time, as the load averages in the commands table show. Absolute requests/s are "
+        "therefore low and vary from run to run; the comparisons that matter are ratios of variants measured "
+        "side by side in the same round, repeated, with their min and median, and requests per worker "
+        "CPU-second, which does not depend on how much CPU the worker was given.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | {value} |" for key, value in machine()]
+    lines += [
+        "",
+        "## Commands",
+        "",
+        f"`python bench/run.py{' --quick' if quick else ''}` ran these, one after the other, in "
+        f"{total_seconds / 60:.1f} minutes:",
+        "",
+        "| section | command | status | minutes | load average before / after |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
+    for o in outcomes:
+        command = shlex.join(["python", *o.command[1:]]).replace(str(REPO) + "/", "")
+        command = command.replace(f" --json {tempfile.gettempdir()}", " --json …")
+        lines.append(
+            f"| {o.section.name} | `{command}` | {o.status} | {o.seconds / 60:.1f} "
+            f"| {o.load_before:.1f} / {o.load_after:.1f} |"
+        )
+    lines += ["", *summary(outcomes), ""]
+    for o in outcomes:
+        lines += [o.markdown.strip(), ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    names = [s.name for s in SECTIONS]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=names, help="run only this section (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke of each section")
+    parser.add_argument(
+        "--output", type=Path, help=f"write the document here (default for a full run: {DOC})"
+    )
+    args = parser.parse_args()
+    output = args.output or (None if args.quick or args.only else DOC)
+    sections = [s for s in SECTIONS if not args.only or s.name in args.only]
+
+    outcomes: list[Outcome] = []
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
+        try:
+            for section in sections:
+                budget = BUDGET_SECONDS - (time.monotonic() - start)
+                outcomes.append(run_section(section, args.quick, Path(tmp), budget))
+        finally:
+            if any(s.name == "stack" for s in sections):
+                remove_leftover_stack(Path(tmp))
+    text = document(outcomes, args.quick, time.monotonic() - start)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        print(f"\nwrote {output}", file=sys.stderr)
+    else:
+        print(text)
+    return 0 if all(o.status == "ok" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the running section was stopped and cleaned up on the way out
+        print("\ninterrupted: everything the benchmarks started is stopped", file=sys.stderr)
+        sys.exit(130)
