@@ -355,8 +355,11 @@ class LocustCollector:
             ("users", "Highest user count that met the objectives"),
             ("requests_per_second", "Throughput at that user count"),
         ):
-            found = (run.capacity or {}).get(key)
-            if found is not None:  # None: the search is still going, or no step met the objectives
+            capacity = run.capacity or {}
+            found = capacity.get(key)
+            if found is None and capacity.get("reason"):
+                found = 0  # the search has ended and no step met the objectives: a capacity of zero
+            if found is not None:  # still None: no step has met the objectives yet, the search goes on
                 gauge = GaugeMetricFamily(f"locust_capacity_{key}", help_text, labels=["run_id"])
                 gauge.add_metric([run.run_id], found)
                 yield gauge
@@ -400,9 +403,10 @@ def worker_metrics(run_id: str, runner) -> Iterator:
 
 def start_server(environment, options):
     """Serve /metrics for this environment as `options` say; returns (server, thread) to shut down."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 
     registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)  # the master's own memory and CPU, for soak drift
     registry.register(
         LocustCollector(
             environment, options.exporter_buckets, options.exporter_max_names, options.exporter_max_errors

@@ -204,6 +204,8 @@ def test_exporter_agrees_with_locusts_own_stats_with_two_workers(cluster, tmp_pa
         assert locust.value("locust_errors_total", samples, name="/fail/[id]") == int(
             stats[("GET", "/fail/[id]")]["Failure Count"]
         )
+        # The master's own process metrics, for the soak dashboard and report.
+        assert locust.value("process_resident_memory_bytes", samples) > 0
 
         # Prometheus computes the quantile from the buckets it scraped (once it has the final counts).
         total = sum(exported.values())

@@ -99,8 +99,10 @@ def test_one_scrape_exposes_the_contract(environment):
         slo.Verdict("p95 latency", "latency", True, 0.2, 0.5, "max", "s"),
         slo.Verdict("errors", "error_ratio", False, 0.02, 0.01, "max", "ratio"),
     ]
-    run.capacity = {"users": None, "requests_per_second": None, "steps": []}  # no step met the SLOs
+    run.capacity = {"users": None, "requests_per_second": None, "reason": None, "steps": []}  # searching
     assert "locust_capacity_users" not in scrape(registry)
+    run.capacity = {"users": None, "requests_per_second": None, "reason": "breach", "steps": []}  # none met
+    assert value(scrape(registry), "locust_capacity_users") == 0
     run.capacity = {"users": 120, "requests_per_second": 410.5, "steps": []}
     samples = scrape(registry)
     assert value(samples, "locust_shape_stage", stage="ramp") == 1
