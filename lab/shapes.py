@@ -6,10 +6,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from locust import LoadTestShape
+
 from lab import scenarios
 from lab.plans import PLANS, Tick
 from lab.yamlconf import ConfigError
-from locust import LoadTestShape
 
 logger = logging.getLogger(__name__)
 

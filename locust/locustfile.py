@@ -13,8 +13,9 @@ import logging
 import os
 import random
 
-from lab.shapes import Baseline, Capacity, Mixed, Soak, Spike, Stress  # noqa: F401 - the class picker lists them
 from locust import FastHttpUser, between, tag, task
+
+from lab.shapes import Baseline, Capacity, Mixed, Soak, Spike, Stress  # noqa: F401 - the class picker lists them
 
 SEED_ITEMS = int(os.environ.get("SEED_ITEMS", "10000"))
 SEED_USERS = int(os.environ.get("SEED_USERS", "200"))

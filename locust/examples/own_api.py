@@ -10,8 +10,9 @@ request report "no data" and do not fail a run).
 
 import random
 
-from lab.shapes import Baseline, Capacity, Soak, Spike, Stress  # noqa: F401 - offered by the class picker
 from locust import FastHttpUser, between, tag, task
+
+from lab.shapes import Baseline, Capacity, Soak, Spike, Stress  # noqa: F401 - offered by the class picker
 
 
 class Visitor(FastHttpUser):

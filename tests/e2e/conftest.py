@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -164,6 +165,30 @@ def stack(tmp_path_factory):
         yield stack
     finally:
         stack.lab("down", "--volumes", check=False)
+
+
+# Five steps of 20 s (6 s ramp) from 5 to 25 users: about two minutes at most.
+CAPACITY_ARGS = (
+    "--users",
+    "25",
+    "--set",
+    "start_users=5",
+    "--set",
+    "step_users=5",
+    "--set",
+    "step_duration=20s",
+    "--set",
+    "ramp=6s",
+    "--set",
+    "spawn_rate=20",
+)
+
+
+@pytest.fixture(scope="session")
+def capacity_run(stack):
+    """One short capacity search through `lab run`, shared by the tests that look at its results."""
+    result = stack.lab("run", "capacity", *CAPACITY_ARGS, check=False, timeout=600)
+    return SimpleNamespace(result=result, run_id=stack.current_run_id())
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 # The capacity dashboard needs a run of the capacity search: its stages and the capacity it found.
-CAPACITY_SCENARIO = "Capacity"  # the shape class the web UI offers (lab.shapes)
 CAPACITY_DASHBOARD = "loadlab-capacity"
 STEP = 15  # seconds between points, as Grafana asks for a short range
 RATE_INTERVAL = "1m"  # what $__rate_interval becomes at that step with a 5 s scrape interval
@@ -53,9 +52,8 @@ def prometheus(loaded_stack):
 
 
 @pytest.fixture(scope="module")
-def capacity_run_id(loaded_stack):
-    # The shape steps the users up until the search ends; the run time only bounds it.
-    return loaded_stack.run_load(users=200, seconds=600, scenario=CAPACITY_SCENARIO)
+def capacity_run_id(capacity_run):
+    return capacity_run.run_id
 
 
 def test_every_panel_shows_data_after_a_run(loaded_stack, prometheus):

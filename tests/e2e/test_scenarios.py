@@ -8,10 +8,6 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-# Five steps of 20 s (6 s ramp): about two minutes at most.
-CAPACITY = ("--users", "25", "--set", "start_users=5", "--set", "step_users=5")
-CAPACITY += ("--set", "step_duration=20s", "--set", "ramp=6s", "--set", "spawn_rate=20")
-
 
 def gauge(stack, promql: str) -> dict:
     """{objective or "": value} of an instant query, once Prometheus has scraped it."""
@@ -42,11 +38,10 @@ def test_an_impossible_slo_fails_the_run_naming_the_objective(stack):
     assert exported["errors"] == 1.0
 
 
-def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack):
-    result = stack.lab("run", "capacity", *CAPACITY, check=False, timeout=600)
+def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack, capacity_run):
+    result, run_id = capacity_run.result, capacity_run.run_id
     assert result.returncode == 0, result.stdout + result.stderr
     assert "capacity: " in result.stdout
-    run_id = stack.current_run_id()
     assert run_id.endswith("-capacity")
     folder = stack.results_dir / run_id
     capacity = json.loads((folder / "capacity.json").read_text())

@@ -6,8 +6,9 @@ and SLO files, which these tests do not exercise).
 
 import random
 
-from lab import exporter, runs
 from locust import HttpUser, constant, events, task
+
+from lab import exporter, runs
 
 runs.register(events)
 exporter.register(events)

@@ -5,8 +5,9 @@ Loads the whole Load Lab plugin, as the lab's master does.
 
 import random
 
-import lab.plugin  # noqa: F401
 from locust import HttpUser, constant, task
+
+import lab.plugin  # noqa: F401
 
 
 class Visitor(HttpUser):

@@ -6,11 +6,11 @@ import sys
 
 import gevent
 import pytest
+from locust import User, constant, task
 from locust.env import Environment
 from locust.event import Events
 
 from lab import runs
-from locust import User, constant, task
 
 
 class Idler(User):
