@@ -75,9 +75,8 @@ class MasterCheck:
 
 
 def on_init(environment, runner=None, **_kw) -> None:
-    from locust.runners import MasterRunner, WorkerRunner
-
     from locust import __version__
+    from locust.runners import MasterRunner, WorkerRunner
 
     if isinstance(runner, MasterRunner):
         check = MasterCheck(runner)

@@ -1,7 +1,8 @@
 """A master and workers with only the lab's version handshake: the tests start no users."""
 
-from lab import handshake
 from locust import User, constant, events, task
+
+from lab import handshake
 
 handshake.register(events)
 
