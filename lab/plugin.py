@@ -8,7 +8,15 @@ import importlib
 
 from locust import events
 
-PLUGIN_MODULES = ("lab.runs", "lab.exporter", "lab.trim", "lab.scenarios", "lab.verdicts", "lab.handshake")
+PLUGIN_MODULES = (
+    "lab.runs",
+    "lab.exporter",
+    "lab.trim",
+    "lab.webauth",
+    "lab.scenarios",
+    "lab.verdicts",
+    "lab.handshake",
+)
 
 
 def _register_all() -> None:

@@ -106,8 +106,11 @@ class Master:
     def __init__(self, url: str):
         import requests
 
+        from lab import webauth
+
         self.url = url
         self.session = requests.Session()
+        self.session.auth = webauth.client_auth()  # None unless LOCUST_WEB_PASSWORD is set
 
     def call(self, method: str, path: str, **kwargs):
         import requests
@@ -119,6 +122,11 @@ class Master:
                 f"the Locust master at {self.url} is not reachable ({type(exc).__name__}): "
                 "start the lab with `lab up`, or set LOCUST_URL"
             ) from None
+        if response.status_code == 401:
+            raise LabError(
+                f"the Locust master at {self.url} asks for a password: "
+                "set LOCUST_WEB_USER and LOCUST_WEB_PASSWORD as in the lab's .env"
+            )
         return response
 
     def stats(self) -> dict:

@@ -156,9 +156,15 @@ def _warn_if_exposed(lab: Lab) -> None:
         return
     print(
         f"warning: LAB_BIND={bind} publishes Grafana, Prometheus and the Locust UI beyond this machine. "
-        "The Locust UI and Prometheus have no login: keep this to a trusted network.",
+        "Prometheus has no login: keep this to a trusted network.",
         file=sys.stderr,
     )
+    if not lab.setting("LOCUST_WEB_PASSWORD", ""):
+        print(
+            f"warning: the Locust UI on {bind} can start and stop load with no login: "
+            f"set LOCUST_WEB_PASSWORD in {lab.env_file}",
+            file=sys.stderr,
+        )
 
 
 def _expose_master(lab: Lab) -> None:

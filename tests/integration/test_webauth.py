@@ -1,0 +1,83 @@
+"""The Locust master with the full lab plugin and LOCUST_WEB_PASSWORD set: every route of the web UI
+and its API asks for the password, and `lab run`'s client sends it from the environment."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from lab.errors import LabError
+from lab.run import Master
+from tests.support.local_services import free_port, wait_until
+
+REPO = Path(__file__).resolve().parent.parent.parent
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="module")
+def master(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("webauth")
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "LAB_RESULTS_DIR": str(workdir / "results"),
+        "LOCUST_WEB_USER": "tester",
+        "LOCUST_WEB_PASSWORD": PASSWORD,
+    }
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", f"{REPO / 'locust' / 'locustfile.py'},{REPO / 'lab' / 'plugin.py'}",
+        "--web-host", "127.0.0.1", "--web-port", url.rsplit(":", 1)[1],
+        "--exporter-port", "0", "--host", "http://127.0.0.1:9",
+        "--scenarios-file", str(REPO / "locust" / "scenarios.yaml"),
+        "--slo-file", str(REPO / "locust" / "slo.yaml"),
+    ]  # fmt: skip
+    log = open(workdir / "master.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # A Response is falsy for a 401: wait for any status code.
+        wait_until(lambda: requests.get(url + "/", timeout=2).status_code, 60, what="the web UI")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/stats/requests", "/lab/run", "/swarm"])
+def test_without_the_password_every_route_answers_401_with_a_basic_challenge(master, path):
+    response = requests.get(master + path, timeout=5)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('Basic realm="Load Lab"')
+    assert "LOCUST_WEB_PASSWORD" in response.text
+
+
+@pytest.mark.parametrize("auth", [("tester", "wrong"), ("lab", PASSWORD), ("tester", "")])
+def test_a_wrong_user_or_password_is_refused(master, auth):
+    assert requests.get(master + "/stats/requests", auth=auth, timeout=5).status_code == 401
+
+
+def test_the_right_credentials_open_the_ui_and_the_api(master):
+    auth = ("tester", PASSWORD)
+    assert requests.get(master + "/", auth=auth, timeout=5).status_code == 200
+    stats = requests.get(master + "/stats/requests", auth=auth, timeout=5)
+    assert stats.status_code == 200 and stats.json()["state"] == "ready"
+    assert requests.get(master + "/lab/run", auth=auth, timeout=5).status_code == 404  # no run yet
+
+
+def test_lab_run_sends_the_password_from_the_environment(master, monkeypatch):
+    monkeypatch.setenv("LOCUST_WEB_USER", "tester")
+    monkeypatch.setenv("LOCUST_WEB_PASSWORD", PASSWORD)
+    assert Master(master).stats()["state"] == "ready"
+
+    monkeypatch.setenv("LOCUST_WEB_PASSWORD", "wrong")
+    with pytest.raises(LabError, match="asks for a password: set LOCUST_WEB_USER and LOCUST_WEB_PASSWORD"):
+        Master(master).stats()
