@@ -228,7 +228,8 @@ def follow(master: Master, run: dict) -> None:
             return  # the stats were reset: the run we followed has ended
         line = progress_line(current, stats)
         print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
-        if current.get("state") != "running" and stats.get("state") in ("stopped", "ready"):
+        # "ended": the master has stopped and written the run's final results (lab.runs).
+        if current.get("state") == "ended":
             if tty:
                 print()
             return

@@ -81,6 +81,7 @@ class Stack:
             "SEED_ITEMS": "2000",
             "SEED_USERS": "50",
         }
+        self.settled_at: dict[str, float] = {}
         self.prometheus_url = f"http://127.0.0.1:{PORTS['PROMETHEUS_PORT']}"
         self.locust_url = f"http://127.0.0.1:{PORTS['LOCUST_WEB_PORT']}"
 
@@ -152,9 +153,17 @@ class Stack:
             seconds + 60,
             "the run did not stop by itself",
         )
-        # Two scrape intervals, so the run's last counts are in Prometheus.
-        time.sleep(12)
+        self.settle(run_id)
         return run_id
+
+    def settle(self, run_id: str) -> None:
+        """Wait two scrape intervals, so that the run's last figures are in Prometheus, and note when.
+
+        A later run replaces this one's series (they go stale), so tests query a past run at
+        `self.settled_at[run_id]`, not at the present.
+        """
+        time.sleep(12)
+        self.settled_at[run_id] = time.time()
 
 
 @pytest.fixture(scope="session")
@@ -188,10 +197,13 @@ CAPACITY_ARGS = (
 def capacity_run(stack):
     """One short capacity search through `lab run`, shared by the tests that look at its results."""
     result = stack.lab("run", "capacity", *CAPACITY_ARGS, check=False, timeout=600)
-    return SimpleNamespace(result=result, run_id=stack.current_run_id())
+    run_id = stack.current_run_id()
+    stack.settle(run_id)
+    return SimpleNamespace(result=result, run_id=run_id, at=stack.settled_at[run_id])
 
 
 @pytest.fixture(scope="session")
 def loaded_stack(stack):
     stack.run_id = stack.run_load(users=10, seconds=40)
+    stack.at = stack.settled_at[stack.run_id]
     return stack

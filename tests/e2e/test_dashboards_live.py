@@ -1,7 +1,6 @@
 """Every panel of every dashboard shows data from a real run: each query, as Grafana would send it,
 returns at least one series from the stack's Prometheus. A panel that returns nothing is listed."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,10 @@ RATE_INTERVAL = "1m"  # what $__rate_interval becomes at that step with a 5 s sc
 ONLY_WITH_FAILURES = {("loadlab-overview", "Top errors")}
 
 
-def run_window(prometheus: Prometheus, run_id: str) -> tuple[float, float]:
-    """From a minute before the run started until now."""
-    (start,) = prometheus.query(f'locust_run_start_timestamp_seconds{{run_id="{run_id}"}}', time=time.time())
-    return float(start["value"][1]) - 60, time.time()
+def run_window(prometheus: Prometheus, run_id: str, at: float) -> tuple[float, float]:
+    """From a minute before the run started until `at`, when its last figures were scraped."""
+    (start,) = prometheus.query(f'locust_run_start_timestamp_seconds{{run_id="{run_id}"}}', time=at)
+    return float(start["value"][1]) - 60, at
 
 
 def series_count(prometheus: Prometheus, query: dashboards.PanelQuery, start: float, end: float) -> int:
@@ -34,9 +33,9 @@ def series_count(prometheus: Prometheus, query: dashboards.PanelQuery, start: fl
 
 
 def empty_panels(
-    prometheus: Prometheus, run_id: str, only: set[str] | None = None, skip: set[str] = frozenset()
+    prometheus: Prometheus, run_id: str, at: float, only: set[str] | None = None, skip: set[str] = frozenset()
 ):
-    start, end = run_window(prometheus, run_id)
+    start, end = run_window(prometheus, run_id, at)
     queries = dashboards.panel_queries(run_id, RATE_INTERVAL, f"{STEP}s", int(end - start))
     return {
         (query.dashboard, query.panel, query.ref): query.expr
@@ -51,15 +50,10 @@ def prometheus(loaded_stack):
     return Prometheus(loaded_stack.prometheus_url)
 
 
-@pytest.fixture(scope="module")
-def capacity_run_id(capacity_run):
-    return capacity_run.run_id
-
-
 def test_every_panel_shows_data_after_a_run(loaded_stack, prometheus):
     failures = prometheus.query(f'sum(locust_request_failures_total{{run_id="{loaded_stack.run_id}"}})')
     had_failures = bool(failures) and float(failures[0]["value"][1]) > 0
-    empty = empty_panels(prometheus, loaded_stack.run_id, skip={CAPACITY_DASHBOARD})
+    empty = empty_panels(prometheus, loaded_stack.run_id, loaded_stack.at, skip={CAPACITY_DASHBOARD})
     for dashboard, panel in ONLY_WITH_FAILURES:
         refs = {key for key in empty if key[:2] == (dashboard, panel)}
         if had_failures:
@@ -70,9 +64,9 @@ def test_every_panel_shows_data_after_a_run(loaded_stack, prometheus):
     assert not empty, "panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in sorted(empty.items()))
 
 
-def annotation_results(prometheus: Prometheus, run_id: str) -> dict[str, int]:
+def annotation_results(prometheus: Prometheus, run_id: str, at: float) -> dict[str, int]:
     """Annotation name -> how many series its query returns for the run."""
-    start, end = run_window(prometheus, run_id)
+    start, end = run_window(prometheus, run_id, at)
     values = dashboards.grafana_values(run_id, RATE_INTERVAL, f"{STEP}s", int(end - start))
     return {
         annotation["name"]: len(
@@ -83,20 +77,21 @@ def annotation_results(prometheus: Prometheus, run_id: str) -> dict[str, int]:
 
 
 def test_annotations_mark_the_run_start_and_stop(loaded_stack, prometheus):
-    found = annotation_results(prometheus, loaded_stack.run_id)
+    found = annotation_results(prometheus, loaded_stack.run_id, loaded_stack.at)
     assert found["Run start"] and found["Run stopped"], found
 
 
-def test_every_capacity_panel_shows_data_after_a_capacity_search(capacity_run_id, prometheus):
-    empty = empty_panels(prometheus, capacity_run_id, only={CAPACITY_DASHBOARD})
+def test_every_capacity_panel_shows_data_after_a_capacity_search(capacity_run, prometheus):
+    empty = empty_panels(prometheus, capacity_run.run_id, capacity_run.at, only={CAPACITY_DASHBOARD})
     assert not empty, "panels without data:\n" + "\n".join(f"{k}: {v}" for k, v in sorted(empty.items()))
-    found = annotation_results(prometheus, capacity_run_id)
+    found = annotation_results(prometheus, capacity_run.run_id, capacity_run.at)
+    found.pop("Worker lost")  # only a run that lost a worker has it (tests/e2e/test_faults.py)
     assert all(found.values()), f"annotations without data: {found}"
 
 
 def test_recording_rules_have_produced_series(loaded_stack, prometheus):
     rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "recording.yml").read_text())
-    start, end = run_window(prometheus, loaded_stack.run_id)
+    start, end = run_window(prometheus, loaded_stack.run_id, loaded_stack.at)
     missing = [
         rule["record"]
         for group in rules["groups"]

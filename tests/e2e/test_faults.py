@@ -13,6 +13,7 @@ import time
 import docker
 import pytest
 
+from lab import dashboards
 from tests.e2e.conftest import http_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lifecycle]
@@ -114,6 +115,12 @@ def test_a_killed_worker_is_reported_missing_restarts_and_rejoins_while_the_run_
 
     stack.wait_for(missing_in_prometheus, 45, "the exporter did not report a missing worker")
     assert http_json(f"{stack.locust_url}/lab/run")["invalidated"] is True
+    # The dashboards' "Worker lost" annotation finds it, naming the worker.
+    (lost,) = [
+        a for a in dashboards.render(dashboards.overview)["annotations"]["list"] if a["name"] == "Worker lost"
+    ]
+    marks = stack.query(dashboards.substitute(lost["expr"], {"run_id": run_id}))
+    assert [m["metric"]["host"] for m in marks] == [victim.attrs["Config"]["Hostname"]]
 
     def rejoined():
         counters.sample()

@@ -9,9 +9,9 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def gauge(stack, promql: str) -> dict:
-    """{objective or "": value} of an instant query, once Prometheus has scraped it."""
-    samples = stack.wait_for(lambda: stack.query(promql), 60, f"Prometheus has no {promql}")
+def gauge(stack, promql: str, at: float | None = None) -> dict:
+    """{objective or "": value} of an instant query (at a past time, or once Prometheus has scraped it)."""
+    samples = stack.wait_for(lambda: stack.query(promql, at=at), 60, f"Prometheus has no {promql}")
     return {s["metric"].get("objective", ""): float(s["value"][1]) for s in samples}
 
 
@@ -52,6 +52,7 @@ def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack, capacity_r
     assert capacity["requests_per_second"] > 0
     assert json.loads((folder / "slo.json").read_text())["passed"] is True
     assert json.loads((folder / "run.json").read_text())["parameters"]["step_duration"] == 20
-    assert gauge(stack, f'locust_capacity_users{{run_id="{run_id}"}}')[""] == capacity["users"]
-    rps = gauge(stack, f'locust_capacity_requests_per_second{{run_id="{run_id}"}}')[""]
+    at = capacity_run.at
+    assert gauge(stack, f'locust_capacity_users{{run_id="{run_id}"}}', at)[""] == capacity["users"]
+    rps = gauge(stack, f'locust_capacity_requests_per_second{{run_id="{run_id}"}}', at)[""]
     assert rps == pytest.approx(capacity["requests_per_second"])

@@ -62,13 +62,13 @@ def test_published_ports_are_only_the_three_uis_on_loopback(stack):
 
 
 def test_a_run_reaches_prometheus_from_every_layer(loaded_stack):
-    run = f'run_id="{loaded_stack.run_id}"'
-    requests = loaded_stack.query(f"sum(locust_requests_total{{{run}}})")
+    run, at = f'run_id="{loaded_stack.run_id}"', loaded_stack.at
+    requests = loaded_stack.query(f"sum(locust_requests_total{{{run}}})", at=at)
     assert requests and float(requests[0]["value"][1]) > 0
-    assert loaded_stack.query(f"locust_request_duration_seconds_bucket{{{run}}}")
-    assert loaded_stack.query('sum(http_requests_total{job="api", handler=~"/api/v1/.*"}) > 0')
-    assert loaded_stack.query('pg_stat_database_xact_commit{job="postgres", datname="lab"} > 0')
-    assert loaded_stack.query('redis_commands_processed_total{job="redis"} > 0')
+    assert loaded_stack.query(f"locust_request_duration_seconds_bucket{{{run}}}", at=at)
+    assert loaded_stack.query('sum(http_requests_total{job="api", handler=~"/api/v1/.*"}) > 0', at=at)
+    assert loaded_stack.query('pg_stat_database_xact_commit{job="postgres", datname="lab"} > 0', at=at)
+    assert loaded_stack.query('redis_commands_processed_total{job="redis"} > 0', at=at)
 
 
 @pytest.mark.lifecycle
@@ -87,9 +87,9 @@ def test_workers_scale_to_three_and_the_master_counts_them(stack):
 @pytest.mark.lifecycle
 def test_down_leaves_no_containers_and_up_keeps_prometheus_data(loaded_stack):
     stack = loaded_stack
-    before = stack.query(f'locust_requests_total{{run_id="{stack.run_id}"}}')
+    at = stack.at
+    before = stack.query(f'locust_requests_total{{run_id="{stack.run_id}"}}', at=at)
     assert before
-    at = float(before[0]["value"][0])
 
     stack.lab("down")
     assert project_containers(stack) == []
