@@ -109,11 +109,16 @@ def status_command(args) -> int:
     if targets is None:
         print("\nPrometheus: not reachable at " + lab.url("PROMETHEUS_PORT", "9090"))
         return 1
+    # A job whose service is not started (the demo profile off, against your own API) has nothing to scrape.
+    started = {c.labels.get("com.docker.compose.service") for c in containers} | {"localhost"}
     print(f"\n{'PROMETHEUS JOB':<20} {'TARGET':<36} HEALTH")
     for target in targets:
-        ok &= target["health"] == "up"
-        error = f" ({target['lastError']})" if target.get("lastError") else ""
-        print(f"{target['labels']['job']:<20} {target['scrapeUrl']:<36} {target['health']}{error}")
+        if target["labels"]["instance"].split(":")[0] not in started:
+            health = "not started"
+        else:
+            ok &= target["health"] == "up"
+            health = target["health"] + (f" ({target['lastError']})" if target.get("lastError") else "")
+        print(f"{target['labels']['job']:<20} {target['scrapeUrl']:<36} {health}")
     return 0 if ok else 1
 
 
