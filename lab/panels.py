@@ -210,7 +210,7 @@ def annotation(name: str, expr: str, color: str, title: str, value_is_time: bool
 
 
 def run_annotations() -> list[dict]:
-    """Run start, run stop and the load shape's stages, for the run chosen in $run_id."""
+    """Run start, run stop, the load shape's stages and lost workers, for the run chosen in $run_id."""
     return [
         annotation(
             "Run start",
@@ -223,6 +223,13 @@ def run_annotations() -> list[dict]:
             "Run stopped", f'locust_runner_state{{{RUN}, state="stopped"}} == 1', "red", "Run $run_id stopped"
         ),
         annotation("Shape stage", f"locust_shape_stage{{{RUN}}} == 1", "blue", "Stage {{stage}}"),
+        # A lost worker sent less load than asked: the run is invalidated (run.json says so too).
+        annotation(
+            "Worker lost",
+            f'locust_worker_state{{{RUN}, state="missing"}} == 1',
+            "orange",
+            "Worker {{worker}} on {{host}} lost: run $run_id is invalidated",
+        ),
     ]
 
 

@@ -73,7 +73,18 @@ def start_load(stack, users: int, seconds: int) -> str:
 
 def stop_load(stack) -> None:
     http_json(f"{stack.locust_url}/stop", {})
-    stack.wait_for(lambda: master_stats(stack)["state"] in ("stopped", "ready"), 30, "the run did not stop")
+    # Locust's master waits up to 60 s (plus --stop-timeout) for the workers' users to stop.
+    deadline = time.monotonic() + 75
+    while (stats := master_stats(stack))["state"] not in ("stopped", "ready"):
+        if time.monotonic() > deadline:
+            (master,) = containers(stack, "locust-master")
+            log = master.logs(tail=30).decode(errors="replace")
+            workers = [(w["id"], w["state"], w["user_count"]) for w in stats["workers"]]
+            raise AssertionError(
+                f"the run did not stop: state {stats['state']}, users {stats['user_count']}, "
+                f"workers {workers}\n{log}"
+            )
+        time.sleep(1)
 
 
 class Counters:

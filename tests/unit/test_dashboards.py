@@ -170,7 +170,7 @@ def test_run_variable_lists_runs_newest_first():
 
 def test_overview_annotates_run_start_stop_and_stages():
     names = [a["name"] for a in MODELS[dashboards.OVERVIEW_FILE]["annotations"]["list"]]
-    assert names == ["Run start", "Run stopped", "Shape stage"]
+    assert names == ["Run start", "Run stopped", "Shape stage", "Worker lost"]
 
 
 @all_models()
