@@ -19,6 +19,7 @@ import argparse
 import math
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -216,6 +217,8 @@ def main() -> int:
         parser.error("--minutes must be at least 1")
     if args.warmup_minutes is None:
         args.warmup_minutes = min(args.history_seconds / 60 + 1, args.minutes / 2)
+    # A plain kill must still stop the clusters: SystemExit runs run()'s `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     clusters, elapsed, served = run(args)
     print(section(args, clusters, elapsed, served))
     return 0

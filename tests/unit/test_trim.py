@@ -5,6 +5,7 @@ rate and exporter sample, while the trimmed one's per-second structures stay bou
 import argparse
 
 import pytest
+from locust import User, constant, task
 from locust.env import Environment
 from locust.event import Events
 from locust.stats import (
@@ -17,7 +18,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from lab import trim
 from lab.exporter import LocustCollector
-from locust import User, constant, task
 
 NAMES = [f"/items/{i}" for i in range(20)]
 START = 1_700_000_000  # a fixed past epoch second (before the stats were created), so runs agree
