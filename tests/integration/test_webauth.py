@@ -1,7 +1,9 @@
 """The Locust master with the full lab plugin and LOCUST_WEB_PASSWORD set: every route of the web UI
-and its API asks for the password, and `lab run`'s client sends it from the environment."""
+and its API asks for the password, and `lab run`'s client sends it from the environment. Compose
+hands the .env settings to the master."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import requests
 
 from lab.errors import LabError
 from lab.run import Master
+from tests.integration.test_compose_config import compose_config
 from tests.support.local_services import free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -81,3 +84,16 @@ def test_lab_run_sends_the_password_from_the_environment(master, monkeypatch):
     monkeypatch.setenv("LOCUST_WEB_PASSWORD", "wrong")
     with pytest.raises(LabError, match="asks for a password: set LOCUST_WEB_USER and LOCUST_WEB_PASSWORD"):
         Master(master).stats()
+
+
+@pytest.mark.skipif(
+    not shutil.which("docker")
+    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode,
+    reason="needs the docker CLI with Compose v2",
+)
+def test_compose_hands_the_password_and_the_history_window_to_the_master(tmp_path):
+    extra = "LOCUST_WEB_PASSWORD=pw-from-env-file\nLOCUST_LAB_HISTORY_SECONDS=900\n"
+    master = compose_config(tmp_path, offline=True, extra=extra)["services"]["locust-master"]
+    assert master["environment"]["LOCUST_WEB_PASSWORD"] == "pw-from-env-file"
+    assert master["environment"]["LOCUST_WEB_USER"] == "lab"
+    assert master["environment"]["LOCUST_LAB_HISTORY_SECONDS"] == "900"
