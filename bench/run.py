@@ -20,7 +20,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +91,13 @@ def run_section(section: Section, quick: bool, workdir: Path, budget: float) -> 
     print(f"\n=== {section.name}: {shlex.join(command)}", file=sys.stderr, flush=True)
     out_path = workdir / f"{section.name}.md"
     start = time.monotonic()
+    errors: deque[str] = deque(maxlen=15)  # the tail of its stderr, for the document if it fails
     with out_path.open("w") as out:
-        process = subprocess.Popen(command, cwd=REPO, stdout=out, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=out, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        echo = threading.Thread(target=relay, args=(process.stderr, errors), daemon=True)
+        echo.start()
         try:
             code = process.wait(timeout)
             status = "ok" if code == 0 else f"failed (exit {code})"
@@ -101,12 +108,24 @@ def run_section(section: Section, quick: bool, workdir: Path, budget: float) -> 
             stop(process)
             raise
     seconds = time.monotonic() - start
+    echo.join(10)
     text = out_path.read_text()
     if status != "ok":
-        text = f"## {section.name}\n\n**Not complete: {status}** (its output, if any, follows).\n\n{text}"
+        tail = "".join(errors).rstrip()
+        text = (
+            f"## {section.name}\n\n**Not complete: {status}.** The end of its error output:\n\n"
+            f"```\n{tail}\n```\n\n{text}"
+        )
     figures = json.loads(json_path.read_text()) if section.json and json_path.is_file() else None
     print(f"=== {section.name}: {status} in {seconds:.0f} s", file=sys.stderr, flush=True)
     return Outcome(section, command, text, seconds, status, load_before, os.getloadavg()[0], figures)
+
+
+def relay(stream, tail: deque) -> None:
+    """Pass a section's progress on to our stderr as it comes, keeping its last lines."""
+    for line in stream:
+        sys.stderr.write(line)
+        tail.append(line)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -199,7 +218,8 @@ def summary(outcomes: list[Outcome]) -> list[str]:
         ]
         for scrape in loadgen["scrapes"]:
             lines.append(
-                f"| master CPU per scrape, {scrape['names']} names | {scrape['cpu_ms']:.0f} ms | - |"
+                f"| master CPU per scrape, {scrape['names']} names | {scrape['cpu_ms']:.0f} ms "
+                f"({scrape['cpu_ms'] / 5000:.1%} of a core at a 5 s scrape interval) | - |"
             )
     stack = figures.get("stack")
     if stack:
@@ -245,14 +265,14 @@ def document(outcomes: list[Outcome], quick: bool, total_seconds: float) -> str:
         "## Commands",
         "",
         f"`python bench/run.py{' --quick' if quick else ''}` ran these, one after the other, in "
-        f"{total_seconds / 60:.1f} minutes:",
+        f"{total_seconds / 60:.1f} minutes (loadgen and stack also get `--json FILE`, for the summary):",
         "",
         "| section | command | status | minutes | load average before / after |",
         "| --- | --- | --- | ---: | --- |",
     ]
     for o in outcomes:
-        command = shlex.join(["python", *o.command[1:]]).replace(str(REPO) + "/", "")
-        command = command.replace(f" --json {tempfile.gettempdir()}", " --json …")
+        shown = o.command[1 : o.command.index("--json")] if "--json" in o.command else o.command[1:]
+        command = shlex.join(["python", *shown])
         lines.append(
             f"| {o.section.name} | `{command}` | {o.status} | {o.seconds / 60:.1f} "
             f"| {o.load_before:.1f} / {o.load_after:.1f} |"
