@@ -18,7 +18,7 @@ COMMAND_MODULES = (
     "lab.dashboards",  # dashboards
     "lab.report",  # report
     "lab.compare",  # compare
-    "lab.workers",  # workers up/down on another host
+    "lab.workers",  # workers up/down on another machine
 )
 
 
@@ -29,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command module not written yet
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
