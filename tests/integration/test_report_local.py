@@ -18,11 +18,11 @@ import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
-import exporter_target
 import pytest
 
 from lab import analysis, exporter
 from lab.prometheus import Prometheus
+from tests.integration import exporter_target
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
