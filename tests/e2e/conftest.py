@@ -52,8 +52,11 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.get_closest_marker("e2e"):
                 item.add_marker(skip)
-    # Tests that restart or stop the stack go last, so the others share one running stack.
-    items.sort(key=lambda item: bool(item.get_closest_marker("lifecycle")))
+    # The stack runs from the first end-to-end test to the end of the session: those tests go last, so
+    # that the others do not share the machine with it; tests that restart or stop it go at the very end.
+    items.sort(
+        key=lambda item: (bool(item.get_closest_marker("e2e")), bool(item.get_closest_marker("lifecycle")))
+    )
 
 
 def http_json(url: str, data: dict | None = None, timeout: float = 10):
