@@ -28,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
+# bench/soak.py's own compressed setting: a 120 s history window fills in the first 3 minutes, so the
+# last 4 are fitted with the lab's trimming at work (the lab's default window is 600 s).
 SOAK_MINUTES = 7
 BUDGET_SECONDS = 29 * 60  # the whole run; each section's bound is cut to what is left
 MIN_SECONDS = 60
@@ -56,7 +58,11 @@ SECTIONS = (
     Section("exporter", "bench/exporter.py", ("--quick",), ("--quick",), 150),
     Section("api", "bench/api.py", ("--duration", "10"), ("--duration", "3"), 210),
     Section(
-        "soak", "bench/soak.py", ("--minutes", str(SOAK_MINUTES)), ("--minutes", "2"), (SOAK_MINUTES + 2) * 60
+        "soak",
+        "bench/soak.py",
+        ("--minutes", str(SOAK_MINUTES), "--history-seconds", "120"),
+        ("--minutes", "2"),
+        (SOAK_MINUTES + 2) * 60,
     ),
     Section("stack", "bench/stack.py", ("--hold", "2m"), ("--quick",), 480, json=True),
 )
