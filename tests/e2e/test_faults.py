@@ -24,7 +24,7 @@ MISSING_ITEM = "/api/v1/items/999999999"  # never seeded: Postgres answers 404, 
 API_PROBE = """
 import sys, urllib.request, urllib.error
 try:
-    r = urllib.request.urlopen("http://127.0.0.1:8000" + sys.argv[1], timeout=5)
+    r = urllib.request.urlopen("http://127.0.0.1:8000" + sys.argv[1], timeout=20)
     print(r.status, r.read().decode())
 except urllib.error.HTTPError as e:
     print(e.code, e.read().decode())
@@ -67,7 +67,7 @@ def start_load(stack, users: int, seconds: int) -> str:
     reply = http_json(f"{stack.locust_url}/swarm", form)
     assert reply.get("success"), reply
     return stack.wait_for(
-        lambda: (run_id := stack.current_run_id()) != before and run_id, 30, "no new run started"
+        lambda: (run_id := stack.current_run_id()) != before and run_id, 90, "no new run started"
     )
 
 

@@ -117,7 +117,7 @@ def test_remote_workers_join_send_load_and_are_seen_leaving(exposed):
 
     # The master counts 2 local + 2 remote workers, and the dashboards' per-host count sees the machine.
     stack.wait_for(
-        lambda: exposed.count(f"sum(locust_workers{{{LIVE}}})") == 4, 60, "the master counting 4 workers"
+        lambda: exposed.count(f"sum(locust_workers{{{LIVE}}})") == 4, 120, "the master counting 4 workers"
     )
     per_host = f'count(locust_worker_state{{host="{REMOTE}", {LIVE}}})'
     stack.wait_for(lambda: exposed.count(per_host) == 2, 60, "two workers on the remote host")
