@@ -5,34 +5,18 @@ Duration: the shared `loaded_stack` run, then about 2 to 3 minutes for the slowe
 recreated twice, and a 30 s run). Set LAB_SCREENSHOT_DIR to keep the Chromium screenshot.
 """
 
-import csv
 import json
 import os
 import shutil
 import subprocess
-from html.parser import HTMLParser
 
 import pytest
 
 from lab import analysis, exporter
+from tests.support.report_files import embedded_images, locust_rows
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium")
-
-
-class Page(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.images = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs)["src"])
-
-
-def locust_rows(folder) -> dict[str, dict]:
-    with open(folder / "locust_stats.csv", newline="") as f:
-        return {f"{row['Type']} {row['Name']}".strip(): row for row in csv.DictReader(f)}
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +26,8 @@ def reported(loaded_stack):
 
 
 def test_report_embeds_its_plots_and_agrees_with_locusts_csv(reported):
-    page = Page()
-    page.feed((reported / "report.html").read_text())
-    page.close()
-    assert len(page.images) >= 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    images = embedded_images((reported / "report.html").read_text())
+    assert len(images) >= 2 and all(src.startswith("data:image/png;base64,") for src in images)
 
     figures = json.loads((reported / "report.json").read_text())
     for key, row in locust_rows(reported).items():

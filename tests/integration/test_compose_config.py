@@ -3,33 +3,23 @@
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from lab.config import Lab
+from tests.support.compose import GENERATED_SECRETS, ROOT, env_file, needs_compose, run_compose
 
-ROOT = Path(__file__).resolve().parents[2]
-GENERATED_SECRETS = ("GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD", "API_SECRET_KEY", "SEED_USER_PASSWORD")
-SECRETS = "".join(f"{key}=x\n" for key in GENERATED_SECRETS)
-
-pytestmark = pytest.mark.skipif(
-    not shutil.which("docker")
-    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode,
-    reason="needs the docker CLI with Compose v2",
-)
+pytestmark = needs_compose
 
 
 def compose_config(tmp_path, offline: bool, extra: str = "") -> dict:
-    env_file = tmp_path / ".env"
-    env_file.write_text((ROOT / ".env.example").read_text() + SECRETS + extra)
-    environ = {"LAB_HOME": str(ROOT), "LAB_ENV_FILE": str(env_file), "LAB_OFFLINE": "1" if offline else "0"}
-    command = Lab.from_environment(environ).compose_command("--profile", "*", "config", "--format", "json")
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/usr/local/bin:/bin", "HOME": str(Path.home())},
+    environ = {
+        "LAB_HOME": str(ROOT),
+        "LAB_ENV_FILE": str(env_file(tmp_path, extra)),
+        "LAB_OFFLINE": "1" if offline else "0",
+    }
+    result = run_compose(
+        Lab.from_environment(environ).compose_command("--profile", "*", "config", "--format", "json")
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -3,7 +3,6 @@ plugin) loads a loopback target, a real Prometheus (Debian's) scrapes the Locust
 second, and the commands read it back. The report must agree with Locust's own CSV.
 """
 
-import csv
 import json
 import os
 import shutil
@@ -15,7 +14,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ import pytest
 from lab import analysis, exporter
 from lab.prometheus import Prometheus
 from tests.integration import exporter_target
+from tests.support.report_files import embedded_images, locust_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -192,11 +191,6 @@ class Lab:
         )  # fmt: skip
 
 
-def locust_rows(folder: Path) -> dict[str, dict]:
-    with open(folder / "locust_stats.csv", newline="") as f:
-        return {f"{row['Type']} {row['Name']}".strip(): row for row in csv.DictReader(f)}
-
-
 def locust_total(folder: Path) -> int:
     return int(locust_rows(folder)["Aggregated"]["Request Count"])
 
@@ -224,24 +218,12 @@ def lab():
             server.server_close()
 
 
-class Page(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.images = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs)["src"])
-
-
 def test_report_agrees_with_locusts_own_csv(lab):
     result = lab.lab("report", lab.run_id)
     assert result.returncode == 0, result.stderr
     folder = lab.results / lab.run_id
-    page = Page()
-    page.feed((folder / "report.html").read_text())
-    page.close()
-    assert len(page.images) == 2 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    images = embedded_images((folder / "report.html").read_text())
+    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)
 
     figures = json.loads((folder / "report.json").read_text())
     rows = locust_rows(folder)
@@ -305,9 +287,7 @@ def test_capacity_report_from_a_real_capacity_search(lab):
     assert cap["sentence"].startswith(
         "At p95 under 500 ms and errors under 20%, the API sustains 6 users at "
     )
-    page = Page()
-    page.feed((folder / "report.html").read_text())
-    assert len(page.images) == 3
+    assert len(embedded_images((folder / "report.html").read_text())) == 3
 
 
 def test_compare_a_run_with_itself_and_with_a_slowed_run(lab, tmp_path):

@@ -1,35 +1,20 @@
 """The master-port override and the workers' compose file as Compose v2 reads them."""
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
-
-import pytest
 
 from lab.config import Lab
 from lab.workers import compose_command
+from tests.support.compose import ROOT, env_file, needs_compose, run_compose
 
-ROOT = Path(__file__).resolve().parents[2]
-SECRETS = "GRAFANA_ADMIN_PASSWORD=a\nPOSTGRES_PASSWORD=b\nAPI_SECRET_KEY=c\nSEED_USER_PASSWORD=d\n"
-
-pytestmark = pytest.mark.skipif(
-    not shutil.which("docker")
-    or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode,
-    reason="needs the docker CLI with Compose v2",
-)
+pytestmark = needs_compose
 
 
 def config(tmp_path, settings: str, build) -> subprocess.CompletedProcess:
-    env_file = tmp_path / ".env"
-    env_file.write_text((ROOT / ".env.example").read_text() + SECRETS + settings)
-    lab = Lab.from_environment({"LAB_HOME": str(ROOT), "LAB_ENV_FILE": str(env_file), "LAB_OFFLINE": "0"})
-    return subprocess.run(
-        build(lab, "config", "--format", "json"),
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/usr/local/bin:/bin", "HOME": str(Path.home())},
+    lab = Lab.from_environment(
+        {"LAB_HOME": str(ROOT), "LAB_ENV_FILE": str(env_file(tmp_path, settings)), "LAB_OFFLINE": "0"}
     )
+    return run_compose(build(lab, "config", "--format", "json"))
 
 
 def stack(lab, *args):
