@@ -75,12 +75,11 @@ def test_lab_bind_moves_every_published_port(tmp_path):
 
 
 def test_missing_secrets_are_refused_by_name(tmp_path):
-    env_file = tmp_path / ".env"
-    env_file.write_text((ROOT / ".env.example").read_text())
-    command = Lab.from_environment({"LAB_HOME": str(ROOT), "LAB_ENV_FILE": str(env_file)}).compose_command(
-        "config"
+    unfilled = tmp_path / ".env"
+    unfilled.write_text((ROOT / ".env.example").read_text())
+    result = run_compose(
+        Lab.from_environment({"LAB_HOME": str(ROOT), "LAB_ENV_FILE": str(unfilled)}).compose_command("config")
     )
-    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode != 0
     assert "run `lab up` once to generate .env" in result.stderr
     assert any(f"required variable {key} is missing a value" in result.stderr for key in GENERATED_SECRETS)
