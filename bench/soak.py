@@ -38,6 +38,7 @@ from tests.integration.exporter_target import serve  # noqa: E402
 LOCUSTFILE = REPO / "bench" / "soak_locustfile.py"
 PLUGIN = REPO / "lab" / "plugin.py"
 USER_RPS = 10  # each user's constant throughput; users = rps / USER_RPS
+END_MARGIN_SECONDS = 15
 
 
 def free_port() -> int:
@@ -157,6 +158,9 @@ def run(args) -> tuple[list[Cluster], float, int]:
 
 def section(args, clusters: list[Cluster], elapsed: float, served: int) -> str:
     warmup = args.warmup_minutes * 60
+    # The run ends at --minutes (its timer starts once the worker is in): then the master writes its
+    # results (CSV, HTML report), a one-off allocation that is not steady state.
+    end = args.minutes * 60 - END_MARGIN_SECONDS
     lines = [
         "## Soak: the Locust master's memory",
         "",
@@ -165,14 +169,14 @@ def section(args, clusters: list[Cluster], elapsed: float, served: int) -> str:
         f"(2 failing), against one loopback HTTP server; {served / elapsed:.0f} requests/s served in all. "
         f"Master RSS sampled every {args.sample_seconds:g} s (the plugin's exporter scraped as often); "
         f"the first {warmup / 60:.1f} minutes (start-up, and the plugin's {args.history_seconds} s window "
-        "filling up) are left out of the fit. "
+        f"filling up) and the last {END_MARGIN_SECONDS} s (the end of the run) are left out of the fit. "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs.",
         "",
         "| master | samples fitted | RSS after warm-up (MiB) | RSS at end (MiB) | slope (MiB/hour) | ± 2 s.e. |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for cluster in clusters:
-        fitted = [(t, rss) for t, rss in cluster.samples if t >= warmup]
+        fitted = [(t, rss) for t, rss in cluster.samples if warmup <= t <= end]
         slope, se = slope_per_hour(fitted)
         lines.append(
             f"| {cluster.label.replace('-', ' ')} | {len(fitted)} | {fitted[0][1] / 2**20:.1f} "
@@ -212,6 +216,7 @@ def main() -> int:
         type=float,
         help="minutes left out of the fit (default: the history window plus a minute, at most half the run)",
     )
+    parser.add_argument("--samples", type=Path, help="also write every RSS sample to this CSV file")
     args = parser.parse_args()
     if args.minutes < 1:
         parser.error("--minutes must be at least 1")
@@ -221,6 +226,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     clusters, elapsed, served = run(args)
     print(section(args, clusters, elapsed, served))
+    if args.samples:
+        with args.samples.open("w") as f:
+            f.write("master,seconds,rss_bytes\n")
+            for cluster in clusters:
+                f.writelines(f"{cluster.label},{t:.1f},{rss}\n" for t, rss in cluster.samples)
     return 0
 
 
