@@ -333,7 +333,7 @@ def notes(ratios: dict) -> list[str]:
                 f"- {pair}: {rps:.2f} misses 0.95 in requests/s, but per worker CPU-second it is {per_cpu:.2f}: "
                 f"the worker did the same work per request with {what}, it was given less CPU in those windows "
                 "(see the worker CPU column; other jobs shared the two cores). Nothing of the lab runs per "
-                "request on a worker (the plugin's listeners are test start/stop, worker reports and scrapes). "
+                "request on a worker (the plugin acts at test start and stop, on worker reports and scrapes, and on a 10 s trim timer). "
                 "What would fix the figure: measuring on an idle machine, or pinning the worker to a core of its "
                 "own (`taskset -c 1 locust --worker ...`) so the variants get equal CPU."
             )
