@@ -252,7 +252,7 @@ def document(outcomes: list[Outcome], quick: bool, total_seconds: float) -> str:
         "",
         "Load Lab's own overhead, measured by `make bench` (`python bench/run.py`) in one run on one machine. "
         "Regenerate this file with `make bench`; run one part with `python bench/run.py --only loadgen` "
-        "(loadgen, exporter, api, soak, stack).",
+        "(loadgen, exporter, api, soak, stack), which prints its Markdown.",
         "",
         "**Noise.** The machine below is small and was shared: other jobs (test suites, other compose stacks) "
         "ran at the same time, as the load averages in the commands table show. Absolute requests/s are "
