@@ -81,6 +81,12 @@ def exposed(stack):
     assert f"publishes the Locust master's worker port on {exposed.master}" in up.stderr
     assert "no authentication" in up.stderr
     try:
+        # The master was recreated with the port published: its own two workers join it again first.
+        stack.wait_for(
+            lambda: exposed.count(f"sum(locust_workers{{{LIVE}}})") == 2,
+            120,
+            "the two local workers rejoined",
+        )
         yield exposed
     finally:
         exposed.lab("workers", "down")
