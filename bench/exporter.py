@@ -35,11 +35,11 @@ SCRAPE_HZ = 4
 
 def populated_environment(names: int):
     """An in-process Locust environment whose stats hold `names` endpoints and a run."""
+    from locust import User, task
     from locust.env import Environment
     from locust.event import Events
 
     from lab import runs
-    from locust import User, task
 
     class Visitor(User):
         @task

@@ -1,6 +1,7 @@
 """The collector on a real in-process Locust environment: what one scrape exposes, and run changes."""
 
 import pytest
+from locust import User, constant, task
 from locust.env import Environment
 from locust.event import Events
 from locust.shape import LoadTestShape
@@ -9,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lab import runs, slo
 from lab.exporter import LocustCollector, worker_labels
-from locust import User, constant, task
 
 
 class Browser(User):
