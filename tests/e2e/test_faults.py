@@ -72,10 +72,15 @@ def start_load(stack, users: int, seconds: int) -> str:
 
 
 def stop_load(stack) -> None:
-    http_json(f"{stack.locust_url}/stop", {})
-    # Locust's master waits up to 60 s (plus --stop-timeout) for the workers' users to stop.
-    deadline = time.monotonic() + 75
+    # Locust's master waits up to 60 s (plus --stop-timeout) for the workers' users to stop. A worker that
+    # rejoined while another was still "missing" can leave the master "running" with no users once Locust
+    # drops the missing one: stop again, as a user would press Stop again.
+    deadline = time.monotonic() + 120
+    stopped_at = 0.0
     while (stats := master_stats(stack))["state"] not in ("stopped", "ready"):
+        if time.monotonic() - stopped_at > 20:
+            http_json(f"{stack.locust_url}/stop", {})
+            stopped_at = time.monotonic()
         if time.monotonic() > deadline:
             (master,) = containers(stack, "locust-master")
             log = master.logs(tail=30).decode(errors="replace")
