@@ -39,7 +39,7 @@ def populated_environment(names: int):
     from locust.env import Environment
     from locust.event import Events
 
-    from lab import runs
+    from lab.plugin import runs
 
     class Visitor(User):
         @task
@@ -62,7 +62,7 @@ def populated_environment(names: int):
 def render_costs(names: int) -> dict:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from lab.exporter import LocustCollector
+    from lab.plugin.exporter import LocustCollector
 
     env = populated_environment(names)
     registry = CollectorRegistry(auto_describe=False)

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lab.trim import DEFAULT_HISTORY_SECONDS  # noqa: E402
+from lab.plugin.trim import DEFAULT_HISTORY_SECONDS  # noqa: E402
 from tests.integration.exporter_target import serve  # noqa: E402
 
 LOCUSTFILE = REPO / "bench" / "soak_locustfile.py"

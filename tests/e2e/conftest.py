@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lab.config import Lab
+from lab.core.config import Lab
 
 ROOT = Path(__file__).resolve().parents[2]
 # LAB_E2E_SLOT=N runs a separate copy (its own project and ports), so that two sessions can run side by side.

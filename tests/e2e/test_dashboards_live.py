@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from lab import dashboards
-from lab.prometheus import Prometheus
+from lab.core.prometheus import Prometheus
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

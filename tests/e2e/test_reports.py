@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 
-from lab import analysis, exporter
+from lab.plugin import exporter
+from lab.report import analysis
 from tests.support.report_files import embedded_images, locust_rows
 
 pytestmark = pytest.mark.e2e

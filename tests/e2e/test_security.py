@@ -6,7 +6,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from lab.config import parse_env_file
+from lab.core.config import parse_env_file
 
 pytestmark = pytest.mark.e2e
 

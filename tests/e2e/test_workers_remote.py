@@ -16,7 +16,7 @@ import docker
 import locust
 import pytest
 
-from lab.config import Lab
+from lab.core.config import Lab
 from tests.e2e.conftest import PROJECT, ROOT, SLOT, http_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lifecycle]

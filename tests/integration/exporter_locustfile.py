@@ -8,7 +8,7 @@ import random
 
 from locust import HttpUser, constant, events, task
 
-from lab import exporter, runs
+from lab.plugin import exporter, runs
 
 runs.register(events)
 exporter.register(events)

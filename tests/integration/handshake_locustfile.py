@@ -2,7 +2,7 @@
 
 from locust import User, constant, events, task
 
-from lab import handshake
+from lab.plugin import handshake
 
 handshake.register(events)
 

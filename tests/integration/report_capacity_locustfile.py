@@ -2,4 +2,4 @@
 
 from report_locustfile import Visitor  # noqa: F401 - the users
 
-from lab.shapes import Capacity  # noqa: F401 - the shape `--scenario capacity` selects
+from lab.plugin.shapes import Capacity  # noqa: F401 - the shape `--scenario capacity` selects

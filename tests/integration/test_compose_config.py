@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from lab.config import Lab
+from lab.core.config import Lab
 from tests.support.compose import GENERATED_SECRETS, ROOT, env_file, needs_compose, run_compose
 
 pytestmark = needs_compose

@@ -17,7 +17,7 @@ import requests
 import yaml
 
 from lab import dashboards
-from lab.prometheus import Prometheus
+from lab.core.prometheus import Prometheus
 from tests.integration.exporter_target import serve
 from tests.integration.test_exporter_cluster import Locust
 from tests.support.local_services import free_port, wait_until

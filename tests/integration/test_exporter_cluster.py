@@ -1,6 +1,6 @@
 """A real Locust master with two real worker processes against a loopback HTTP server.
 
-The exporter's figures are checked against Locust's own (its stats CSV, written by lab.runs with
+The exporter's figures are checked against Locust's own (its stats CSV, written by lab.plugin.runs with
 Locust's CSV writer), and the histogram's quantile is computed by a real Prometheus scraping it.
 """
 
@@ -17,7 +17,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab.exporter import DEFAULT_BUCKETS
+from lab.plugin.exporter import DEFAULT_BUCKETS
 from tests.integration.exporter_target import serve
 from tests.support.local_services import free_port, wait_until
 
@@ -312,7 +312,7 @@ def test_thousands_of_distinct_urls_stay_under_the_name_bound(cluster):
 
 
 def test_a_headless_run_leaves_the_same_figures_as_locusts_own_final_stats(tmp_path, target):
-    """Headless, the master quits right after the test stops: lab.runs' results must still hold the
+    """Headless, the master quits right after the test stops: lab.plugin.runs' results must still hold the
     workers' final reports, like the stats Locust itself dumps at exit (--json-file)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(tmp_path / "results")}
     master_port = free_port()

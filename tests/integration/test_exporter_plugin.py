@@ -18,7 +18,7 @@ def counts():
 
 first = counts()
 runpy.run_path("compose/locust/lab_plugin.py")  # what Locust's -f loads
-runpy.run_path("lab/plugin.py", run_name="plugin")  # the plugin module loaded a second time, under another name
+runpy.run_path("lab/plugin/__init__.py", run_name="plugin")  # the plugin module loaded a second time, under another name
 print(json.dumps([first, counts()]))
 """
 
@@ -34,7 +34,7 @@ def test_loading_the_plugin_twice_registers_each_listener_once():
     assert out.returncode == 0, out.stderr
     first, again = json.loads(out.stdout.strip().splitlines()[-1])
     assert first == again
-    # lab.runs and lab.exporter both listen at init; the other modules may add more.
+    # lab.plugin.runs and lab.plugin.exporter both listen at init; the other modules may add more.
     assert first["init"] >= 2 and first["test_start"] >= 1 and first["reset_stats"] >= 1
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import analysis, exporter
-from lab.prometheus import Prometheus
+from lab.core.prometheus import Prometheus
+from lab.plugin import exporter
+from lab.report import analysis
 from tests.integration import exporter_target
 from tests.support.report_files import embedded_images, locust_rows
 
@@ -329,7 +330,7 @@ def test_bad_input_is_a_one_line_error(lab):
 
 
 def test_compare_warns_about_a_run_that_lost_workers(lab):
-    # The same run, recorded as having lost a worker (as lab.runs writes it when one goes missing).
+    # The same run, recorded as having lost a worker (as lab.plugin.runs writes it when one goes missing).
     record = json.loads((lab.results / lab.run_id / "run.json").read_text())
     record["workers_lost"] = [{"worker": "w1", "client_id": "w1_0", "at": record["end"] - 1}]
     lost = lab.results / f"{lab.run_id}-lost"

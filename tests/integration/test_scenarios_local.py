@@ -28,7 +28,7 @@ PROCESS_TIMEOUT = 150
 LOCUSTFILE = """
 from locust import FastHttpUser, constant, task
 
-from lab.shapes import Baseline, Capacity  # noqa: F401
+from lab.plugin.shapes import Baseline, Capacity  # noqa: F401
 
 
 class Client(FastHttpUser):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from lab.errors import LabError
-from lab.run import Master
+from lab.cli.run import Master
+from lab.core.errors import LabError
 from tests.integration.test_compose_config import compose_config
 from tests.support.local_services import free_port, wait_until
 

@@ -13,7 +13,7 @@ import locust
 import pytest
 import requests
 
-from lab.handshake import REFUSED_EXIT_CODE, VERSION_TIMEOUT
+from lab.plugin.handshake import REFUSED_EXIT_CODE, VERSION_TIMEOUT
 from tests.support.local_services import free_port, wait_until
 
 HERE = Path(__file__).parent

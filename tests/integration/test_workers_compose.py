@@ -3,8 +3,8 @@
 import json
 import subprocess
 
-from lab.config import Lab
-from lab.workers import compose_command
+from lab.cli.workers import compose_command
+from lab.core.config import Lab
 from tests.support.compose import ROOT, env_file, needs_compose, run_compose
 
 pytestmark = needs_compose

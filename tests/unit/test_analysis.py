@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab import analysis
+from lab.report import analysis
 
 INF = math.inf
 # {le: cumulative count}: 10 requests up to 100 ms, 50 more up to 500 ms, 40 more up to 1 s.

@@ -3,8 +3,8 @@ shape measures them (the steady part of each step)."""
 
 import pytest
 
-from lab import slo
-from lab.capacity import BREACH, CONTINUE, KNEE, MAX_USERS, CapacitySearch
+from lab.core import slo
+from lab.core.capacity import BREACH, CONTINUE, KNEE, MAX_USERS, CapacitySearch
 
 OBJECTIVES = [
     slo.Objective("p95", "latency_p95", ("*",), "max", 0.25),

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from lab import compare
 from lab.cli import main
+from lab.report import compare
 
 BEFORE = {
     "run_id": "20261121T190000Z-baseline",

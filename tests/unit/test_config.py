@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.config import GENERATED, Lab, parse_env_file
-from lab.errors import LabError
+from lab.core.config import GENERATED, Lab, parse_env_file
+from lab.core.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab.config import MASTER_PORT_FILE
+from lab.core.config import MASTER_PORT_FILE
 from tests.unit.test_config import ROOT, lab_in
 
 

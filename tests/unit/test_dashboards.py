@@ -11,7 +11,7 @@ import yaml
 
 from lab import dashboards
 from lab.cli import main
-from lab.panels import DATASOURCE_UID, GRID_COLUMNS, SCHEMA_VERSION
+from lab.dashboards.panels import DATASOURCE_UID, GRID_COLUMNS, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "grafana" / "dashboards"

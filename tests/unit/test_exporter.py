@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from locust.stats import RequestStats, bucket_response_time, calculate_response_time_percentile
 
-from lab import analysis
-from lab.exporter import (
+from lab.plugin.exporter import (
     DEFAULT_BUCKETS,
     OTHER,
     Folder,
@@ -21,6 +20,7 @@ from lab.exporter import (
     rounding_keeps,
     whole_number,
 )
+from lab.report import analysis
 
 DEFAULT_MS = [round(b * 1000, 6) for b in DEFAULT_BUCKETS]
 SLO_THRESHOLDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # docs/architecture.md

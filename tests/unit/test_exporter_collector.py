@@ -8,8 +8,9 @@ from locust.shape import LoadTestShape
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lab import runs, slo
-from lab.exporter import LocustCollector, worker_labels
+from lab.core import slo
+from lab.plugin import runs
+from lab.plugin.exporter import LocustCollector, worker_labels
 
 
 class Browser(User):

@@ -1,4 +1,4 @@
-"""The run lifecycle (lab.runs) on a real in-process Locust local runner and its web UI."""
+"""The run lifecycle (lab.plugin.runs) on a real in-process Locust local runner and its web UI."""
 
 import csv
 import json
@@ -10,7 +10,7 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.event import Events
 
-from lab import runs
+from lab.plugin import runs
 
 
 class Idler(User):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from lab.exporter import DEFAULT_PORT
+from lab.plugin.exporter import DEFAULT_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "kubernetes"

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import report, report_html, report_plots
-from lab.errors import LabError
-from lab.prometheus import Prometheus, label_value
+from lab import report
+from lab.core.errors import LabError
+from lab.core.prometheus import Prometheus, label_value
+from lab.report import html as report_html
+from lab.report import plots as report_plots
 
 START, END = 1_700_000_000.0, 1_700_000_060.0
 RUN_ID = "20231114T221320Z-baseline"
@@ -222,7 +224,7 @@ def capacity_step(users, rps, start, passed=True, breached=()):
             "started_at": start, "ended_at": start + 15, "verdicts": []}  # fmt: skip
 
 
-# As lab.capacity writes it: the search stopped at a breach at 40 users.
+# As lab.core.capacity writes it: the search stopped at a breach at 40 users.
 CAPACITY = {
     "users": 30,
     "requests_per_second": 250.0,

@@ -95,7 +95,7 @@ def test_rules_only_read_the_metric_contract():
 
 def test_latency_threshold_is_a_bucket_boundary_of_the_exporter():
     # The slow-request ratio reads the le="0.5" bucket: without that boundary it would read nothing.
-    from lab.exporter import DEFAULT_BUCKETS
+    from lab.plugin.exporter import DEFAULT_BUCKETS
 
     text = (RULES / "recording.yml").read_text()
     assert 'le="0.5"' in text and 0.5 in DEFAULT_BUCKETS

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import scenarios
 from lab.cli import main
-from lab.yamlconf import ConfigError
+from lab.core.yamlconf import ConfigError
+from lab.plugin import scenarios
 
 SHIPPED = Path(__file__).resolve().parents[2] / "locust" / "scenarios.yaml"
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import plans, scenarios
+from lab.core import plans
+from lab.plugin import scenarios
 
 SHIPPED = Path(__file__).resolve().parents[2] / "locust" / "scenarios.yaml"
 

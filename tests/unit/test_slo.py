@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import slo, yamlconf
-from lab.yamlconf import ConfigError
+from lab.core import slo, yamlconf
+from lab.core.yamlconf import ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "locust" / "slo.yaml"
 

@@ -16,8 +16,8 @@ from locust.stats import (
 )
 from prometheus_client import CollectorRegistry, generate_latest
 
-from lab import trim
-from lab.exporter import LocustCollector
+from lab.plugin import trim
+from lab.plugin.exporter import LocustCollector
 
 NAMES = [f"/items/{i}" for i in range(20)]
 START = 1_700_000_000  # a fixed past epoch second (before the stats were created), so runs agree

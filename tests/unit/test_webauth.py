@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from werkzeug.datastructures import Authorization
 
-from lab import webauth
-from lab.config import Lab
-from lab.stack import _warn_if_exposed
+from lab.cli.stack import _warn_if_exposed
+from lab.core.config import Lab
+from lab.plugin import webauth
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

@@ -4,9 +4,9 @@ import argparse
 
 import pytest
 
-from lab.config import Lab
-from lab.handshake import VERSION_TIMEOUT, refusal
-from lab.workers import DEFAULT_MASTER_PORT, compose_command, master_address, refusal_in
+from lab.cli.workers import DEFAULT_MASTER_PORT, compose_command, master_address, refusal_in
+from lab.core.config import Lab
+from lab.plugin.handshake import VERSION_TIMEOUT, refusal
 from tests.unit.test_config import ROOT, lab_in
 
 
@@ -72,7 +72,7 @@ def test_the_refusal_names_both_versions_or_the_silence():
 def test_the_reason_is_found_in_the_workers_logs():
     logs = (
         "[2026-11-21 19:00:00,000] w/INFO/locust.main: Starting Locust 2.46.7\n"
-        "[2026-11-21 19:00:01,000] w/ERROR/lab.handshake: lab: the master refused this worker: "
+        "[2026-11-21 19:00:01,000] w/ERROR/lab.plugin.handshake: lab: the master refused this worker: "
         "worker w_1 runs Locust 2.46.7 but the master runs Locust 2.47.0: start every worker ...\n"
     )
     assert refusal_in(logs) == (

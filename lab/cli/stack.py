@@ -5,9 +5,9 @@ import os
 import subprocess
 import sys
 
-from lab import preflight
-from lab.config import Lab, parse_env_file
-from lab.errors import LabError
+from lab.cli import preflight
+from lab.core.config import Lab, parse_env_file
+from lab.core.errors import LabError
 
 WAIT_SECONDS = 300
 

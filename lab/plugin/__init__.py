@@ -9,13 +9,13 @@ import importlib
 from locust import events
 
 PLUGIN_MODULES = (
-    "lab.runs",
-    "lab.exporter",
-    "lab.trim",
-    "lab.webauth",
-    "lab.scenarios",
-    "lab.verdicts",
-    "lab.handshake",
+    "lab.plugin.runs",
+    "lab.plugin.exporter",
+    "lab.plugin.trim",
+    "lab.plugin.webauth",
+    "lab.plugin.scenarios",
+    "lab.plugin.verdicts",
+    "lab.plugin.handshake",
 )
 
 

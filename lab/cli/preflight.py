@@ -6,8 +6,8 @@ import shutil
 import socket
 import subprocess
 
-from lab.config import Lab
-from lab.errors import LabError
+from lab.core.config import Lab
+from lab.core.errors import LabError
 
 # Published ports and the setting that moves each one.
 PUBLISHED = (("GRAFANA_PORT", "3000"), ("LOCUST_WEB_PORT", "8089"), ("PROMETHEUS_PORT", "9090"))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 COMPOSE_FILE = "docker-compose.load-test.yml"
 OFFLINE_ENV = Path("compose/offline/offline.env")

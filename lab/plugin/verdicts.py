@@ -40,8 +40,8 @@ def _on_init(environment, **_kwargs) -> None:
 
     from locust.runners import WorkerRunner
 
-    from lab import slo
-    from lab.yamlconf import ConfigError
+    from lab.core import slo
+    from lab.core.yamlconf import ConfigError
 
     options = environment.parsed_options
     if options is None or isinstance(environment.runner, WorkerRunner):
@@ -56,11 +56,12 @@ def _on_init(environment, **_kwargs) -> None:
 def _on_test_stop(environment, **_kwargs) -> None:
     from locust.runners import WorkerRunner
 
-    from lab import runs, slo
+    from lab.core import slo
+    from lab.plugin import runs
 
     if isinstance(environment.runner, WorkerRunner):
         return
-    from lab.yamlconf import ConfigError
+    from lab.core.yamlconf import ConfigError
 
     run = runs.current(environment)
     try:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 POLL_SECONDS = 2.0
 START_TIMEOUT_SECONDS = 30.0  # the master starts a run within a tick of the shape (1 s)
@@ -17,7 +17,7 @@ RESULTS_TIMEOUT_SECONDS = 30.0  # slo.json is written when the test stops
 
 
 def register(subparsers) -> None:
-    from lab.scenarios import SCENARIOS
+    from lab.plugin.scenarios import SCENARIOS
 
     parser = subparsers.add_parser(
         "run",
@@ -49,8 +49,8 @@ def register(subparsers) -> None:
 
 def overrides(args) -> str:
     """The --scenario-params value for the master, validated here so mistakes fail before starting."""
-    from lab.scenarios import SCENARIOS, parse_overrides
-    from lab.yamlconf import ConfigError
+    from lab.core.yamlconf import ConfigError
+    from lab.plugin.scenarios import SCENARIOS, parse_overrides
 
     if args.scenario not in SCENARIOS:
         raise LabError(f"unknown scenario {args.scenario!r}: valid scenarios are {', '.join(SCENARIOS)}")
@@ -71,8 +71,8 @@ def overrides(args) -> str:
 
 def slo_overrides(args) -> str:
     """The --slo-overrides value for the master, checked against the SLO file the lab mounts."""
-    from lab import slo
-    from lab.yamlconf import ConfigError
+    from lab.core import slo
+    from lab.core.yamlconf import ConfigError
 
     if any("," in item for item in args.slo):
         raise LabError("an SLO threshold cannot contain ',': pass one OBJECTIVE=THRESHOLD per --slo")
@@ -92,7 +92,7 @@ def locations() -> tuple[str, Path]:
     url = os.environ.get("LOCUST_URL")
     results = os.environ.get("LAB_RESULTS_DIR")
     if url is None or results is None:
-        from lab.config import Lab
+        from lab.core.config import Lab
 
         lab = Lab.from_environment()
         url = url or lab.url("LOCUST_WEB_PORT", "8089")
@@ -106,7 +106,7 @@ class Master:
     def __init__(self, url: str):
         import requests
 
-        from lab import webauth
+        from lab.plugin import webauth
 
         self.url = url
         self.session = requests.Session()
@@ -152,7 +152,7 @@ class Master:
         if response.status_code != 200:
             raise LabError(
                 f"the master refused to start {form['shape_class']} (HTTP {response.status_code}): its "
-                "locustfile must import the lab's shapes (from lab.shapes import ...) and run with --class-picker"
+                "locustfile must import the lab's shapes (from lab.plugin.shapes import ...) and run with --class-picker"
             )
         body = response.json()
         if not body.get("success"):
@@ -163,7 +163,7 @@ class Master:
 
 
 def run(args) -> int:
-    from lab.scenarios import shape_class_name
+    from lab.plugin.scenarios import shape_class_name
 
     params = overrides(args)
     thresholds = slo_overrides(args)
@@ -228,7 +228,7 @@ def follow(master: Master, run: dict) -> None:
             return  # the stats were reset: the run we followed has ended
         line = progress_line(current, stats)
         print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
-        # "ended": the master has stopped and written the run's final results (lab.runs).
+        # "ended": the master has stopped and written the run's final results (lab.plugin.runs).
         if current.get("state") == "ended":
             if tty:
                 print()
@@ -246,7 +246,7 @@ def verdict(folder: Path) -> int:
                 f"{slo_file} did not appear: is {folder.parent} the folder the master writes to (LAB_RESULTS_DIR)?"
             )
         time.sleep(0.5)
-    from lab.slo import Verdict
+    from lab.core.slo import Verdict
 
     slo = json.loads(slo_file.read_text())
     if "error" in slo:

@@ -4,7 +4,7 @@ Failures (unreachable server, HTTP errors, PromQL errors) become one-line `LabEr
 the URL and the fix, so every command that reads Prometheus reports them the same way.
 """
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 
 def label_value(text: str) -> str:

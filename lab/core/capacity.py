@@ -4,7 +4,7 @@ stop buying throughput; the capacity is the last step that met every objective."
 
 from dataclasses import dataclass, field
 
-from lab.slo import Objective, Verdict, Window, evaluate
+from lab.core.slo import Objective, Verdict, Window, evaluate
 
 CONTINUE, BREACH, KNEE, MAX_USERS = "continue", "breach", "knee", "max_users"
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from lab.errors import LabError
-from lab.panels import (
+from lab.core.errors import LabError
+from lab.dashboards.panels import (
     GREEN_RED_AT,
     RUN,
     Column,

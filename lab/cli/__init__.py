@@ -10,15 +10,15 @@ import importlib
 import sys
 
 from lab import __version__
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 COMMAND_MODULES = (
-    "lab.stack",  # up, down, status, logs
-    "lab.run",  # run SCENARIO
+    "lab.cli.stack",  # up, down, status, logs
+    "lab.cli.run",  # run SCENARIO
     "lab.dashboards",  # dashboards
     "lab.report",  # report
-    "lab.compare",  # compare
-    "lab.workers",  # workers up/down on another machine
+    "lab.report.compare",  # compare
+    "lab.cli.workers",  # workers up/down on another machine
 )
 
 

@@ -13,8 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from lab.yamlconf import ConfigError, LineDict, fail
-from lab.yamlconf import load as load_yaml
+from lab.core.yamlconf import ConfigError, LineDict, fail
+from lab.core.yamlconf import load as load_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ SCENARIOS = tuple(SPECS)
 
 
 def shape_class_name(scenario: str) -> str:
-    """The LoadTestShape class of a scenario in lab.shapes: the name the web UI's class picker shows."""
+    """The LoadTestShape class of a scenario in lab.plugin.shapes: the name the web UI's class picker shows."""
     return scenario.capitalize()
 
 
@@ -262,7 +262,7 @@ def _on_init(environment, **_kwargs) -> None:
             shapes = {getattr(s, "scenario", None): s for s in available}
             if options.scenario not in shapes:
                 raise ConfigError(
-                    f"scenario {options.scenario!r} has no shape in the locustfile; import it from lab.shapes"
+                    f"scenario {options.scenario!r} has no shape in the locustfile; import it from lab.plugin.shapes"
                 )
             environment.shape_class = shapes[options.scenario]
             environment.shape_class.runner = environment.runner
@@ -272,8 +272,8 @@ def _on_init(environment, **_kwargs) -> None:
 
 
 def _on_test_start(environment, **_kwargs) -> None:
-    """Record the parameters on the run (lab.runs writes them to run.json and scenario.yaml)."""
-    from lab import runs
+    """Record the parameters on the run (lab.plugin.runs writes them to run.json and scenario.yaml)."""
+    from lab.plugin import runs
 
     run = runs.current(environment)
     selected = active(environment)

@@ -39,8 +39,8 @@ def client_auth(environ: Mapping[str, str] | None = None) -> tuple[str, str] | N
     environ = os.environ if environ is None else environ
     if PASSWORD_ENV in environ:
         return credentials(environ)
-    from lab.config import Lab
-    from lab.errors import LabError
+    from lab.core.config import Lab
+    from lab.core.errors import LabError
 
     try:
         return credentials(Lab.from_environment(environ).settings())

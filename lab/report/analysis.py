@@ -146,7 +146,7 @@ def window_quantiles(
 def find_knee(steps: list[Mapping], min_growth: float) -> int | None:
     """Index of the knee: the last step before the first one whose added users bring less than
     `min_growth` of the requests/s they would at the previous step's rate per user (the capacity
-    search's rule, lab.capacity). None while throughput still scales."""
+    search's rule, lab.core.capacity). None while throughput still scales."""
     ordered = sorted(range(len(steps)), key=lambda i: steps[i]["users"])
     for here, after in zip(ordered, ordered[1:], strict=False):
         users, rps = steps[here]["users"], steps[here]["requests_per_second"]

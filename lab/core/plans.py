@@ -1,5 +1,5 @@
 """The timelines of the scenarios' load shapes, pure: `plan.at(seconds) -> Tick | None` (None: the
-test is over). lab.shapes turns them into Locust LoadTestShapes; here they can be tested by feeding
+test is over). lab.plugin.shapes turns them into Locust LoadTestShapes; here they can be tested by feeding
 them time, without Locust."""
 
 import math

@@ -10,7 +10,7 @@ significant digits: tens below 1 s, hundreds below 10 s, thousands above). Bucke
 values that rounding keeps as they are, so each bucket counts exactly the samples Locust counts
 at or below it and `histogram_quantile` agrees with Locust's own percentiles to within a bucket.
 
-Every series carries the run's id (lab.runs); a new run or a stats reset gives new series, and the
+Every series carries the run's id (lab.plugin.runs); a new run or a stats reset gives new series, and the
 old ones leave /metrics at once. Names and error texts beyond a bound fold into "other".
 """
 
@@ -265,7 +265,7 @@ class LocustCollector:
         return []  # the series depend on the run: nothing to check at registration
 
     def collect(self) -> Iterator:
-        from lab.runs import current
+        from lab.plugin.runs import current
 
         runner = self.environment.runner
         if runner is None:
@@ -367,7 +367,7 @@ class LocustCollector:
 
 def worker_labels(client_ids: Iterable[str], index_of) -> dict[str, str]:
     """Worker label per client id: its host name, or `host/index` where several share one host."""
-    from lab.runs import worker_label
+    from lab.plugin.runs import worker_label
 
     hosts = {client_id: worker_label(client_id) for client_id in client_ids}
     shared = {h for h, n in Counter(hosts.values()).items() if n > 1}
@@ -375,7 +375,7 @@ def worker_labels(client_ids: Iterable[str], index_of) -> dict[str, str]:
 
 
 def worker_metrics(run_id: str, runner) -> Iterator:
-    from lab.runs import worker_label
+    from lab.plugin.runs import worker_label
 
     nodes = list(runner.clients.values())
     workers = GaugeMetricFamily("locust_workers", "Workers by state", labels=["run_id", "state"])

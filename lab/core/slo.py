@@ -19,8 +19,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 
-from lab.yamlconf import ConfigError, LineDict, LineList, fail
-from lab.yamlconf import load as load_yaml
+from lab.core.yamlconf import ConfigError, LineDict, LineList, fail
+from lab.core.yamlconf import load as load_yaml
 
 QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 METRICS = (*QUANTILES, "error_ratio", "throughput")

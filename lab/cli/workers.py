@@ -3,7 +3,7 @@
 The workers are their own compose project (LAB_WORKERS_PROJECT, default loadlab-workers) with the
 image and locustfile settings of this checkout's .env, so they match the master when .env is a copy
 of the master's. They join over the master's published worker port (`lab up` with LAB_EXPOSE_MASTER=1
-on the master's machine); the master refuses workers of another Locust version (lab.handshake), and a
+on the master's machine); the master refuses workers of another Locust version (lab.plugin.handshake), and a
 worker is healthy only once accepted, so `up --wait` tells whether they all joined.
 """
 
@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.config import Lab
-from lab.errors import LabError
+from lab.core.config import Lab
+from lab.core.errors import LabError
 
 WORKERS_FILE = Path("compose/workers.yml")
 DEFAULT_MASTER_PORT = 5557
@@ -104,7 +104,7 @@ def refusal_in(logs: str) -> str | None:
 
 
 def up_command(args) -> int:
-    from lab import preflight
+    from lab.cli import preflight
 
     if args.offline:
         os.environ["LAB_OFFLINE"] = "1"
@@ -155,7 +155,7 @@ def up_command(args) -> int:
 
 
 def down_command(args) -> int:
-    from lab import preflight
+    from lab.cli import preflight
 
     lab = Lab.from_environment()
     preflight.compose_v2()

@@ -30,7 +30,7 @@ DEFAULT_SCENARIO = "custom"
 
 
 class Verdict(Protocol):
-    """What the run keeps of one judged SLO objective (lab.slo.Verdict, filled in by lab.verdicts)."""
+    """What the run keeps of one judged SLO objective (lab.core.slo.Verdict, filled in by lab.plugin.verdicts)."""
 
     objective: str
     passed: bool
@@ -39,7 +39,7 @@ class Verdict(Protocol):
 
 
 class Capacity(TypedDict, total=False):
-    """The capacity search result (lab.capacity, filled in by lab.shapes): the highest step that met
+    """The capacity search result (lab.core.capacity, filled in by lab.plugin.shapes): the highest step that met
     the objectives (users and requests/s are None when none did) and every step."""
 
     users: int | None
@@ -55,9 +55,9 @@ class Run:
     started_at: float
     results_dir: Path
     state: str = "running"
-    stage: str | None = None  # the load shape's current stage, set by lab.shapes
+    stage: str | None = None  # the load shape's current stage, set by lab.plugin.shapes
     ended_at: float | None = None
-    parameters: dict = field(default_factory=dict)  # scenario parameters, set by lab.scenarios
+    parameters: dict = field(default_factory=dict)  # scenario parameters, set by lab.plugin.scenarios
     workers_lost: list[dict] = field(default_factory=list)
     slo_verdicts: list[Verdict] = field(default_factory=list)
     capacity: Capacity | None = None

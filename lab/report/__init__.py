@@ -2,7 +2,7 @@
 
 Three layers: `fetch` runs the PromQL queries of `queries` against Prometheus (the only I/O
 besides the results folder); `build` turns their raw results into the report's figures (pure,
-unit-tested on fixed responses); `lab.report_plots` and `lab.report_html` draw and write them.
+unit-tested on fixed responses); `lab.report.plots` and `lab.report.html` draw and write them.
 """
 
 import dataclasses
@@ -12,9 +12,9 @@ import os
 import time
 from pathlib import Path
 
-from lab import analysis
-from lab.errors import LabError
-from lab.prometheus import Prometheus, label_value
+from lab.core.errors import LabError
+from lab.core.prometheus import Prometheus, label_value
+from lab.report import analysis
 
 QUANTILES = (0.5, 0.95, 0.99)
 PERCENTILE_METHOD = (
@@ -28,7 +28,7 @@ PERCENTILE_METHOD = (
 END_SLACK_SECONDS = 30.0
 # The capacity search's knee rule when capacity.json does not say (scenarios.yaml's default).
 DEFAULT_MIN_GROWTH = 0.25
-# Used for the limits the SLO file's `soak:` section does not set (keys as in lab.slo.SOAK_KEYS).
+# Used for the limits the SLO file's `soak:` section does not set (keys as in lab.core.slo.SOAK_KEYS).
 SOAK_DEFAULTS = {
     "max_p95_slope_seconds_per_hour": 0.05,
     "max_error_ratio_slope_per_hour": 0.005,
@@ -89,7 +89,7 @@ def add_source_arguments(parser) -> None:
 def resolve_sources(args) -> None:
     """Fill in what the options and environment left unset from the lab's settings (.env), as `lab run` does."""
     if args.prometheus is None or args.results is None:
-        from lab.config import Lab
+        from lab.core.config import Lab
 
         lab = Lab.from_environment()
         args.prometheus = args.prometheus or lab.url("PROMETHEUS_PORT", "9090")
@@ -97,7 +97,8 @@ def resolve_sources(args) -> None:
 
 
 def main(args) -> int:
-    from lab import report_html, report_plots
+    from lab.report import html as report_html
+    from lab.report import plots as report_plots
 
     resolve_sources(args)
     slo_file = args.slo or Path(os.environ.get("LAB_HOME") or ".") / "locust" / "slo.yaml"
@@ -136,7 +137,7 @@ def load_run(results: Path, run_id: str | None) -> Run:
 
 
 def read_extras(run: Run) -> dict:
-    """slo.json and capacity.json of the run, when lab.verdicts wrote them."""
+    """slo.json and capacity.json of the run, when lab.plugin.verdicts wrote them."""
     extras = {}
     for name in ("slo", "capacity"):
         path = run.folder / f"{name}.json"
@@ -150,7 +151,7 @@ def read_extras(run: Run) -> dict:
 
 def load_thresholds(path: Path) -> dict:
     """The SLO file's objectives (the capacity criteria) and soak limits, defaults for limits it lacks."""
-    from lab import slo, yamlconf
+    from lab.core import slo, yamlconf
 
     thresholds = {"objectives": [], "soak": dict(SOAK_DEFAULTS), "source": "built-in defaults"}
     if not path.is_file():

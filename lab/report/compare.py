@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from lab.errors import LabError
+from lab.core.errors import LabError
 
 BASELINE_FILE = "baseline.json"
 
@@ -97,7 +97,7 @@ def main(args) -> int:
 
 def compare(before: dict, after: dict, threshold: float, error_threshold: float, min_latency: float) -> dict:
     """The comparison written as JSON: both run ids, the thresholds, and one row per endpoint and metric."""
-    from lab import analysis
+    from lab.report import analysis
 
     rows = analysis.compare_figures(
         before["endpoints"], after["endpoints"], threshold, error_threshold, min_latency
@@ -118,7 +118,7 @@ def compare(before: dict, after: dict, threshold: float, error_threshold: float,
 def figures_of(args, run_id: str) -> dict:
     """{"run_id", "endpoints": {"overall": {...}, "GET /items": {...}}} from Prometheus."""
     from lab import report
-    from lab.prometheus import Prometheus
+    from lab.core.prometheus import Prometheus
 
     run = report.load_run(args.results, run_id)
     if run.workers_lost:

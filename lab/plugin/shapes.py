@@ -1,0 +1,222 @@
+"""Load shapes of the lab's scenarios. Each LoadTestShape names its scenario and follows its plan
+(lab.core.plans) built from the scenario's parameters when the test starts. Import the shapes into a
+locustfile to offer them in the web UI's class picker and to `lab run` / `--scenario`."""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from locust import LoadTestShape
+
+from lab.core.plans import PLANS, Tick
+from lab.core.yamlconf import ConfigError
+from lab.plugin import scenarios
+
+logger = logging.getLogger(__name__)
+
+
+def set_stage(environment, stage: str) -> None:
+    from lab.plugin import runs
+
+    run = runs.current(environment)
+    if run is not None:
+        run.stage = stage
+
+
+class ScenarioShape(LoadTestShape):
+    """Resolves the scenario's parameters when a test starts (the web UI form and the command line
+    may have changed the overrides), then follows the plan."""
+
+    abstract = True
+    scenario = ""
+    params: dict | None = None
+    plan = None
+
+    def reset_time(self):
+        super().reset_time()
+        environment = self.runner.environment
+        try:
+            self.params = scenarios.resolve(environment.parsed_options, self.scenario)
+            self.plan = self.make_plan(environment)
+        except ConfigError as exc:
+            logger.error("scenario %s not started: %s", self.scenario, exc)
+            if environment.parsed_options is not None and environment.parsed_options.headless:
+                environment.process_exit_code = 1
+            self.plan = None
+            return
+        logger.info("scenario %s: %s (%.0f s)", self.scenario, self.params, self.plan.duration)
+
+    def make_plan(self, environment):
+        """The timeline for the parameters just resolved (and any per-scenario setup)."""
+        return PLANS[self.scenario](self.params)
+
+    def tick(self):
+        if self.plan is None:
+            return None
+        tick = self.plan.at(self.get_run_time())
+        if tick is None:
+            return None
+        set_stage(self.runner.environment, tick.stage)
+        return self.to_locust(tick)
+
+    def to_locust(self, tick: Tick):
+        return tick.users, tick.spawn_rate
+
+
+class Baseline(ScenarioShape):
+    """Does it hold at normal load? Ramp to the normal user count and hold it."""
+
+    scenario = "baseline"
+
+
+class Stress(ScenarioShape):
+    """Where does it break? Climb in steps past normal load to a peak and hold it."""
+
+    scenario = "stress"
+
+
+class Spike(ScenarioShape):
+    """Does it recover from a surge? Normal load, a sudden surge, back to normal."""
+
+    scenario = "spike"
+
+
+class Soak(ScenarioShape):
+    """Does it leak over hours? Ramp, then hold for hours."""
+
+    scenario = "soak"
+
+
+class Mixed(ScenarioShape):
+    """What does each part of the mix cost? The workload built up class by class, phase by phase."""
+
+    scenario = "mixed"
+
+    def make_plan(self, environment):
+        available = environment.available_user_classes or {}
+        for name, classes in self.params["phases"].items():
+            missing = [c for c in classes if c not in available]
+            if missing:
+                raise ConfigError(
+                    f"mixed: phase {name!r} names user classes {missing} the locustfile does not define "
+                    f"(it has: {', '.join(available)})"
+                )
+        return PLANS["mixed"](self.params, {name: cls.weight for name, cls in available.items()})
+
+    def to_locust(self, tick: Tick):
+        available = self.runner.environment.available_user_classes
+        return tick.users, tick.spawn_rate, [available[name] for name in tick.user_classes]
+
+
+@dataclass
+class _Measurement:
+    """One capacity step's steady window as it is measured: Locust stats snapshots at its start (once
+    the workers' reports of the ramp are in) and at its end."""
+
+    step: int
+    users: int
+    steady_at: float  # unix seconds
+    before: dict | None = None
+    before_at: float = 0.0
+    after: dict | None = None
+    ended_at: float | None = None
+
+
+class Capacity(ScenarioShape):
+    """How many users can we promise? Step the load up, judge each step's steady window against the
+    SLOs, stop at the first breach or the knee; the capacity is the last step that met every SLO.
+
+    On a master the workers' stats arrive every WORKER_REPORT_INTERVAL seconds, so the window's
+    snapshots are taken that much into the steady part, and the step is judged that much after it
+    ended, when its per-second request counts are complete."""
+
+    scenario = "capacity"
+    search = None
+
+    def make_plan(self, environment):
+        from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
+
+        from lab.core import slo
+        from lab.core.capacity import CapacitySearch
+        from lab.plugin.trim import TRIM_INTERVAL_SECONDS
+
+        self.lag = WORKER_REPORT_INTERVAL + 0.5 if isinstance(environment.runner, MasterRunner) else 0.0
+        steady = self.params["step_duration"] - self.params["ramp"]
+        if self.params["ramp"] < self.lag or steady < 2 * self.lag:
+            raise ConfigError(
+                f"capacity: with workers, ramp must be at least {self.lag:g} s and step_duration - ramp at "
+                f"least {2 * self.lag:g} s (workers report their stats every {WORKER_REPORT_INTERVAL:g} s)"
+            )
+        # A step's requests/s come from the master's per-second counts, which lab.plugin.trim keeps for a window.
+        history = getattr(environment.parsed_options, "lab_history_seconds", 0) or 0
+        if history and self.params["step_duration"] + self.lag + TRIM_INTERVAL_SECONDS > history:
+            raise ConfigError(
+                f"capacity: step_duration must be under {history - self.lag - TRIM_INTERVAL_SECONDS:g} s, the "
+                "per-second stats the master keeps: shorten it or raise LOCUST_LAB_HISTORY_SECONDS"
+            )
+        self.search = CapacitySearch(slo.objectives_of(environment.parsed_options), self.params["min_growth"])
+        self._measuring: _Measurement | None = None
+        self._measured = -1  # the last step whose steady window was measured
+        self._last = None
+        return super().make_plan(environment)
+
+    def tick(self):
+        if self.plan is None:
+            return None
+        from lab.core.slo import Window
+
+        environment = self.runner.environment
+        now = time.time()
+        tick = self.plan.at(self.get_run_time())
+        m = self._measuring
+        if m is not None:
+            if m.before is None and now >= m.steady_at + self.lag:
+                m.before, m.before_at = Window.snapshot(environment.stats), now
+            if m.ended_at is None and (tick is None or tick.step != m.step):
+                m.after, m.ended_at = Window.snapshot(environment.stats), now
+                if m.before is None:  # a steady part shorter than the lag: an empty window
+                    m.before, m.before_at = m.after, now
+            starts_next = tick is not None and tick.stage == "steady" and tick.step != m.step
+            if m.ended_at is not None and (now >= m.ended_at + self.lag or starts_next):
+                self._measuring = None
+                if self._judge(environment, m) != "continue":
+                    return None
+        if tick is None:
+            if self._measuring is not None:
+                return self._last  # hold the load until the last step's reports are in
+            self.search.finish()
+            self._publish(environment)
+            return None
+        if tick.stage == "steady" and self._measuring is None and tick.step > self._measured:
+            self._measuring = _Measurement(tick.step, tick.users, now)
+            self._measured = tick.step
+        set_stage(environment, tick.stage)
+        self._last = (tick.users, tick.spawn_rate)
+        return self._last
+
+    def _judge(self, environment, m: _Measurement) -> str:
+        from lab.core.slo import Window, requests_per_second
+
+        window = Window.between(m.before, m.after, m.ended_at - m.before_at)
+        window.rate = requests_per_second(environment.stats.total.num_reqs_per_sec, m.steady_at, m.ended_at)
+        decision = self.search.judge(m.users, window, m.steady_at, m.ended_at)
+        step = self.search.steps[-1]
+        logger.info(
+            "capacity step %d users: %.1f requests/s, %s -> %s",
+            m.users,
+            step.requests_per_second,
+            "SLOs met" if step.passed else "breached " + ", ".join(step.breached),
+            decision,
+        )
+        self._publish(environment)
+        return decision
+
+    def _publish(self, environment) -> None:
+        from lab.plugin import runs
+
+        run = runs.current(environment)
+        if run is not None:
+            run.capacity = self.search.to_dict()
+
+
+SHAPES = {cls.scenario: cls for cls in (Baseline, Stress, Spike, Soak, Capacity, Mixed)}
