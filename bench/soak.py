@@ -36,7 +36,7 @@ from lab.plugin.trim import DEFAULT_HISTORY_SECONDS  # noqa: E402
 from tests.integration.exporter_target import serve  # noqa: E402
 
 LOCUSTFILE = REPO / "bench" / "soak_locustfile.py"
-PLUGIN = REPO / "lab" / "plugin.py"
+PLUGIN = REPO / "compose" / "locust" / "lab_plugin.py"
 USER_RPS = 10  # each user's constant throughput; users = rps / USER_RPS
 END_MARGIN_SECONDS = 15
 

@@ -33,7 +33,7 @@ def master(tmp_path_factory):
     }
     command = [
         sys.executable, "-m", "locust",
-        "-f", f"{REPO / 'locust' / 'locustfile.py'},{REPO / 'lab' / 'plugin.py'}",
+        "-f", f"{REPO / 'locust' / 'locustfile.py'},{REPO / 'compose' / 'locust' / 'lab_plugin.py'}",
         "--web-host", "127.0.0.1", "--web-port", url.rsplit(":", 1)[1],
         "--exporter-port", "0", "--host", "http://127.0.0.1:9",
         "--scenarios-file", str(REPO / "locust" / "scenarios.yaml"),
