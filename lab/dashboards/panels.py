@@ -18,6 +18,11 @@ GRID_COLUMNS = 24
 
 # The selector every Locust series of the chosen run carries.
 RUN = 'run_id="$run_id"'
+# Locust's series of the chosen run, as several dashboards query them.
+REQUESTS = f"locust_requests_total{{{RUN}}}"
+FAILURES = f"locust_request_failures_total{{{RUN}}}"
+BUCKETS = f"locust_request_duration_seconds_bucket{{{RUN}}}"
+RATE = "[$__rate_interval]"
 
 GREEN_RED_AT = {
     "error_ratio": [{"color": "green", "value": None}, {"color": "red", "value": 0.01}],
@@ -278,6 +283,9 @@ def dashboard(
                 "includeVars": True,
                 "keepTime": True,
                 "title": "Load Lab",
+                "icon": "external link",
+                "tooltip": "",
+                "targetBlank": False,
             }
         ],
         annotations=G.Annotations(list=run_annotations()),
@@ -287,4 +295,20 @@ def dashboard(
         refresh="10s",
         time=G.Time(time_from, "now"),
         timezone="utc",
+    )
+
+
+def locust_quantile(q: float, by: str = "le") -> str:
+    return f"histogram_quantile({q}, sum by ({by}) (rate({BUCKETS}{RATE})))"
+
+
+def users_and_rps(title: str = "Users and requests per second") -> object:
+    return timeseries(
+        title,
+        targets(
+            ("requests/s", f"sum(rate({REQUESTS}{RATE}))"),
+            ("users", f"sum(locust_users{{{RUN}}})"),
+        ),
+        unit="reqps",
+        overrides=[right_axis("users", "short")],
     )

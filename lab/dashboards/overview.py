@@ -1,0 +1,218 @@
+"""The load test overview, Grafana's home dashboard: the chosen run's load, throughput, failures,
+response times, endpoints, workers and SLO verdicts.
+"""
+
+from lab.dashboards.panels import (
+    BUCKETS,
+    FAILURES,
+    GREEN_RED_AT,
+    RATE,
+    REQUESTS,
+    RUN,
+    Column,
+    dashboard,
+    layout,
+    locust_quantile,
+    pass_fail_mappings,
+    right_axis,
+    stat,
+    table,
+    targets,
+    timeseries,
+    users_and_rps,
+)
+
+def overview():
+    error_ratio = f"sum(rate({FAILURES}{RATE})) / sum(rate({REQUESTS}{RATE}))"
+
+    def per_endpoint(counter: str) -> str:
+        return f"sum by (method, name) (increase({counter}[$__range]))"
+
+    def endpoint_quantile(q: float) -> str:
+        return f"histogram_quantile({q}, sum by (method, name, le) (increase({BUCKETS}[$__range])))"
+
+    panels = layout(
+        (
+            5,
+            [
+                (4, stat("Users", targets(("users", f"sum(locust_users{{{RUN}}})")))),
+                (
+                    4,
+                    stat("Requests/s", targets(("requests/s", f"sum(rate({REQUESTS}{RATE}))")), unit="reqps"),
+                ),
+                (
+                    4,
+                    stat("Failures/s", targets(("failures/s", f"sum(rate({FAILURES}{RATE}))")), unit="reqps"),
+                ),
+                (
+                    4,
+                    stat(
+                        "Error ratio",
+                        targets(("error ratio", error_ratio)),
+                        unit="percentunit",
+                        thresholds=GREEN_RED_AT["error_ratio"],
+                        decimals=2,
+                    ),
+                ),
+                (
+                    4,
+                    stat(
+                        "p95 response time",
+                        targets(("p95", locust_quantile(0.95))),
+                        unit="s",
+                        thresholds=GREEN_RED_AT["latency"],
+                    ),
+                ),
+                (
+                    4,
+                    stat(
+                        "p99 response time",
+                        targets(("p99", locust_quantile(0.99))),
+                        unit="s",
+                        thresholds=GREEN_RED_AT["latency"],
+                    ),
+                ),
+            ],
+        ),
+        (
+            5,
+            [
+                (
+                    24,
+                    stat(
+                        "SLO verdicts",
+                        targets(("{{objective}}", f"locust_slo_pass{{{RUN}}}")),
+                        description="One tile per objective of locust/slo.yaml, once the run has its verdicts.",
+                        mappings=pass_fail_mappings(),
+                        graph=False,
+                        text_mode="value_and_name",
+                        no_value="judged when the run ends",
+                    ),
+                ),
+            ],
+        ),
+        (
+            8,
+            [
+                (12, users_and_rps()),
+                (
+                    12,
+                    timeseries(
+                        "Failures per second and error ratio",
+                        targets(("failures/s", f"sum(rate({FAILURES}{RATE}))"), ("error ratio", error_ratio)),
+                        unit="reqps",
+                        overrides=[right_axis("error ratio", "percentunit")],
+                    ),
+                ),
+            ],
+        ),
+        (
+            8,
+            [
+                (
+                    12,
+                    timeseries(
+                        "Response time percentiles",
+                        targets(
+                            ("p50", locust_quantile(0.5)),
+                            ("p95", locust_quantile(0.95)),
+                            ("p99", locust_quantile(0.99)),
+                        ),
+                        unit="s",
+                        thresholds=GREEN_RED_AT["latency"],
+                    ),
+                ),
+                (
+                    12,
+                    timeseries(
+                        "p95 response time by endpoint",
+                        targets(("{{method}} {{name}}", locust_quantile(0.95, by="method, name, le"))),
+                        unit="s",
+                    ),
+                ),
+            ],
+        ),
+        "Endpoints and errors (over the time range shown)",
+        (
+            10,
+            [
+                (
+                    15,
+                    table(
+                        "Per endpoint",
+                        [
+                            (
+                                "avg_over_time((sum by (method, name) "
+                                f"(rate({REQUESTS}{RATE})) > 0)[$__range:])",
+                                Column("requests/s", "reqps", 1),
+                            ),
+                            (
+                                f"{per_endpoint(FAILURES)} / {per_endpoint(REQUESTS)}",
+                                Column("error ratio", "percentunit", 2, GREEN_RED_AT["error_ratio"]),
+                            ),
+                            (endpoint_quantile(0.95), Column("p95", "s", thresholds=GREEN_RED_AT["latency"])),
+                            (endpoint_quantile(0.99), Column("p99", "s", thresholds=GREEN_RED_AT["latency"])),
+                        ],
+                        description="Over the time range shown: mean requests/s while the endpoint was "
+                        "requested, error ratio, and p95/p99 of all its requests.",
+                    ),
+                ),
+                (
+                    9,
+                    table(
+                        "Top errors",
+                        [
+                            (
+                                "topk(10, sum by (name, error) "
+                                f"(increase(locust_errors_total{{{RUN}}}[$__range]))) > 0",
+                                Column("count", "short", 0),
+                            )
+                        ],
+                    ),
+                ),
+            ],
+        ),
+        "Workers",
+        (
+            7,
+            [
+                (
+                    8,
+                    timeseries(
+                        "Workers by state",
+                        targets(("{{state}}", f"sum by (state) (locust_workers{{{RUN}}})")),
+                        stacked=True,
+                    ),
+                ),
+                (
+                    8,
+                    timeseries(
+                        "Workers per host",
+                        targets(
+                            ("{{host}}", f'count by (host) (locust_worker_state{{{RUN}, state!="missing"}})')
+                        ),
+                        stacked=True,
+                        description="Connected workers by the machine they run on; machines join with "
+                        "`lab workers up`.",
+                    ),
+                ),
+                (
+                    8,
+                    timeseries(
+                        "Worker CPU",
+                        targets(("{{worker}}", f"locust_worker_cpu_usage_ratio{{{RUN}}}")),
+                        unit="percentunit",
+                        description="Locust warns above 90%: a saturated worker under-reports the system's speed.",
+                        thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 0.9}],
+                    ),
+                ),
+            ],
+        ),
+    )
+    return dashboard(
+        "loadlab-overview",
+        "Load test overview",
+        "The run chosen in Run: load, throughput, failures, response times, endpoints, workers and SLOs.",
+        panels,
+        ["overview"],
+    )
