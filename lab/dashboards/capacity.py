@@ -19,6 +19,7 @@ from lab.dashboards.panels import (
     users_and_rps,
 )
 
+
 def capacity():
     # The user count as a label (count_values), outside the ramps between steps: one series a step.
     steps = (

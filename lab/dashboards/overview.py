@@ -22,6 +22,7 @@ from lab.dashboards.panels import (
     users_and_rps,
 )
 
+
 def overview():
     error_ratio = f"sum(rate({FAILURES}{RATE})) / sum(rate({REQUESTS}{RATE}))"
 

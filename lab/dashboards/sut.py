@@ -11,6 +11,7 @@ from lab.dashboards.panels import (
     users_and_rps,
 )
 
+
 def system_under_test():
     api = 'job="api"'
     pg = 'job="postgres", datname="lab"'

@@ -38,7 +38,13 @@ type BaseFieldConfig = Omit<raw.FieldConfig, "custom">;
 // template keys: tests/unit/test_grafana_schema.py checks those against the panel's `custom` schema).
 type FieldProperty<Custom> =
   | { [K in keyof BaseFieldConfig]-?: { id: K; value?: BaseFieldConfig[K] } }[keyof BaseFieldConfig]
-  | { id: `custom.${string}`; value?: unknown };
+  | CustomProperty;
+
+interface CustomProperty {
+  /** @pattern ^custom\.[A-Za-z] */
+  id: string;
+  value?: unknown;
+}
 
 interface Override<Custom> {
   matcher: raw.MatcherConfig;
