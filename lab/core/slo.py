@@ -172,6 +172,22 @@ def load(path) -> list[Objective]:
     return parse(load_yaml(path), str(path))
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Every threshold of an SLO file: the objectives and the soak drift limits it sets."""
+
+    objectives: list[Objective]
+    soak: dict[str, float]  # only the keys the file sets (of SOAK_KEYS)
+
+
+def load_thresholds(path) -> Thresholds:
+    """The SLO file's thresholds, for the tools that show or alert on them (dashboards, alert rules,
+    reports): locust/slo.yaml is their one source."""
+    data = load_yaml(path)
+    objectives = parse(data, str(path))
+    return Thresholds(objectives, {key: float(value) for key, value in (data.get("soak") or {}).items()})
+
+
 def with_overrides(objectives: list[Objective], text: str) -> list[Objective]:
     """The objectives with thresholds replaced for one run: "name=threshold,name=threshold"
     (e.g. "catalog-p95=100ms,errors=0.001"), in the units of the SLO file."""

@@ -1,4 +1,5 @@
-"""The Grafana dashboards, as code: `lab dashboards` writes them as JSON into grafana/dashboards/.
+"""The Grafana dashboards, as code: `lab dashboards` writes them as JSON into grafana/dashboards/,
+with the SLO alert rules into prometheus/rules/, all thresholds taken from locust/slo.yaml.
 
 Four dashboards read the metric contract of docs/architecture.md: the load test overview (the home
 dashboard), the system under test, capacity (for stakeholder demos) and soak (long-window drift).
@@ -13,12 +14,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lab.core.errors import LabError
+from lab.core.slo import load_thresholds
+from lab.core.yamlconf import ConfigError
+from lab.dashboards import alerts
 from lab.dashboards.capacity import capacity
 from lab.dashboards.overview import overview
+from lab.dashboards.panels import Limits, limits
 from lab.dashboards.soak import soak
 from lab.dashboards.sut import system_under_test
 
 DEFAULT_OUT = Path("grafana") / "dashboards"
+DEFAULT_RULES = Path("prometheus") / "rules"
+# The one source of the thresholds the dashboards colour by and the alerts fire at.
+DEFAULT_SLO = Path("locust") / "slo.yaml"
 # Where the compose file mounts grafana/dashboards inside the Grafana container.
 CONTAINER_DIR = "/var/lib/grafana/dashboards"
 OVERVIEW_FILE = "load-test-overview.json"
@@ -82,18 +90,35 @@ def current_schema(model: dict) -> dict:
     return without_nulls(model)
 
 
-def render(build: Callable) -> dict:
+def slo_limits(slo_file: Path = DEFAULT_SLO) -> Limits:
+    try:
+        return limits(load_thresholds(slo_file), str(slo_file))
+    except ConfigError as exc:
+        raise LabError(str(exc)) from None
+
+
+def render(build: Callable, slo_file: Path = DEFAULT_SLO) -> dict:
     """The dashboard as Grafana's JSON model (plain dicts and lists), in the current schema."""
     from grafanalib._gen import DashboardEncoder
 
-    return current_schema(json.loads(json.dumps(build().to_json_data(), cls=DashboardEncoder)))
+    model = build(slo_limits(slo_file)).to_json_data()
+    return current_schema(json.loads(json.dumps(model, cls=DashboardEncoder)))
 
 
-def render_all() -> dict[str, str]:
+def render_all(slo_file: Path = DEFAULT_SLO) -> dict[str, str]:
     """File name -> the JSON text `lab dashboards` writes."""
     return {
-        name: json.dumps(render(build), indent=2, sort_keys=True) + "\n" for name, build in DASHBOARDS.items()
+        name: json.dumps(render(build, slo_file), indent=2, sort_keys=True) + "\n"
+        for name, build in DASHBOARDS.items()
     }
+
+
+def render_rules(slo_file: Path = DEFAULT_SLO) -> str:
+    """The text of prometheus/rules/slo.yml: the alert rules of the SLO file's objectives."""
+    try:
+        return alerts.render(load_thresholds(slo_file).objectives)
+    except ConfigError as exc:
+        raise LabError(str(exc)) from None
 
 
 class PanelQuery(NamedTuple):
@@ -147,31 +172,49 @@ def panel_queries(
                 )
 
 
-def write(out: Path) -> list[Path]:
+def write(out: Path, rules_out: Path = DEFAULT_RULES, slo_file: Path = DEFAULT_SLO) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in render_all().items():
-        path = out / name
+    files = {out / name: text for name, text in render_all(slo_file).items()}
+    files[rules_out / alerts.FILE] = render_rules(slo_file)
+    for path, text in files.items():
         path.write_text(text)
-        written.append(path)
-    return written
+    return list(files)
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "dashboards", help="write the Grafana dashboards as JSON", description=__doc__.splitlines()[0]
+        "dashboards",
+        help="write the Grafana dashboards as JSON and the SLO alert rules",
+        description=__doc__.splitlines()[0],
     )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"folder to write into (default: {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        default=DEFAULT_RULES,
+        help=f"folder of Prometheus' rule files to write {alerts.FILE} into (default: {DEFAULT_RULES})",
+    )
+    parser.add_argument(
+        "--slo-file",
+        type=Path,
+        default=DEFAULT_SLO,
+        help=f"the SLO file to take thresholds from (default: {DEFAULT_SLO})",
     )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    if not args.out.parent.is_dir():
+    for folder, option in ((args.out.parent, "--out DIR"), (args.rules, "--rules DIR")):
+        if not folder.is_dir():
+            raise LabError(
+                f"{folder} does not exist: run `lab dashboards` from the Load Lab checkout or pass {option}"
+            )
+    if not args.slo_file.is_file():
         raise LabError(
-            f"{args.out.parent} does not exist: run `lab dashboards` from the Load Lab checkout or pass --out DIR"
+            f"{args.slo_file} does not exist: run `lab dashboards` from the Load Lab checkout or pass --slo-file FILE"
         )
-    for path in write(args.out):
+    for path in write(args.out, args.rules, args.slo_file):
         print(path)
     return 0

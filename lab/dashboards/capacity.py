@@ -2,11 +2,11 @@
 
 from lab.dashboards.panels import (
     FAILURES,
-    GREEN_RED_AT,
     RATE,
     REQUESTS,
     RUN,
     Column,
+    Limits,
     dashboard,
     layout,
     locust_quantile,
@@ -20,7 +20,7 @@ from lab.dashboards.panels import (
 )
 
 
-def capacity():
+def capacity(limits: Limits):
     # The user count as a label (count_values), outside the ramps between steps: one series a step.
     steps = (
         f'(count_values by (run_id) ("users", sum by (run_id) (locust_users{{{RUN}}})) '
@@ -81,7 +81,7 @@ def capacity():
                         "Users and response time (p95)",
                         targets(("p95", locust_quantile(0.95)), ("users", f"sum(locust_users{{{RUN}}})")),
                         unit="s",
-                        thresholds=GREEN_RED_AT["latency"],
+                        thresholds=limits.latency,
                         overrides=[right_axis("users", "short")],
                     ),
                 ),
@@ -94,7 +94,7 @@ def capacity():
                             ("users", f"sum(locust_users{{{RUN}}})"),
                         ),
                         unit="percentunit",
-                        thresholds=GREEN_RED_AT["error_ratio"],
+                        thresholds=limits.error_ratio,
                         overrides=[right_axis("users", "short")],
                     ),
                 ),
@@ -109,13 +109,13 @@ def capacity():
                         "Each step of the load",
                         [
                             (per_step(rps), Column("requests/s", "reqps", 1)),
-                            (per_step(p95), Column("p95", "s", thresholds=GREEN_RED_AT["latency"])),
+                            (per_step(p95), Column("p95", "s", thresholds=limits.latency)),
                             (
                                 per_step(
                                     f"(sum by (run_id) (rate({FAILURES}{RATE})) "
                                     f"/ sum by (run_id) (rate({REQUESTS}{RATE})))"
                                 ),
-                                Column("error ratio", "percentunit", 2, GREEN_RED_AT["error_ratio"]),
+                                Column("error ratio", "percentunit", 2, limits.error_ratio),
                             ),
                         ],
                         description="One row a step of users, ramps left out: the mean requests/s, "

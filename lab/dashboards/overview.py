@@ -5,11 +5,11 @@ response times, endpoints, workers and SLO verdicts.
 from lab.dashboards.panels import (
     BUCKETS,
     FAILURES,
-    GREEN_RED_AT,
     RATE,
     REQUESTS,
     RUN,
     Column,
+    Limits,
     dashboard,
     layout,
     locust_quantile,
@@ -23,7 +23,7 @@ from lab.dashboards.panels import (
 )
 
 
-def overview():
+def overview(limits: Limits):
     error_ratio = f"sum(rate({FAILURES}{RATE})) / sum(rate({REQUESTS}{RATE}))"
 
     def per_endpoint(counter: str) -> str:
@@ -51,7 +51,7 @@ def overview():
                         "Error ratio",
                         targets(("error ratio", error_ratio)),
                         unit="percentunit",
-                        thresholds=GREEN_RED_AT["error_ratio"],
+                        thresholds=limits.error_ratio,
                         decimals=2,
                     ),
                 ),
@@ -61,7 +61,7 @@ def overview():
                         "p95 response time",
                         targets(("p95", locust_quantile(0.95))),
                         unit="s",
-                        thresholds=GREEN_RED_AT["latency"],
+                        thresholds=limits.latency,
                     ),
                 ),
                 (
@@ -70,7 +70,7 @@ def overview():
                         "p99 response time",
                         targets(("p99", locust_quantile(0.99))),
                         unit="s",
-                        thresholds=GREEN_RED_AT["latency"],
+                        thresholds=limits.latency,
                     ),
                 ),
             ],
@@ -120,7 +120,7 @@ def overview():
                             ("p99", locust_quantile(0.99)),
                         ),
                         unit="s",
-                        thresholds=GREEN_RED_AT["latency"],
+                        thresholds=limits.latency,
                     ),
                 ),
                 (
@@ -149,10 +149,10 @@ def overview():
                             ),
                             (
                                 f"{per_endpoint(FAILURES)} / {per_endpoint(REQUESTS)}",
-                                Column("error ratio", "percentunit", 2, GREEN_RED_AT["error_ratio"]),
+                                Column("error ratio", "percentunit", 2, limits.error_ratio),
                             ),
-                            (endpoint_quantile(0.95), Column("p95", "s", thresholds=GREEN_RED_AT["latency"])),
-                            (endpoint_quantile(0.99), Column("p99", "s", thresholds=GREEN_RED_AT["latency"])),
+                            (endpoint_quantile(0.95), Column("p95", "s", thresholds=limits.latency)),
+                            (endpoint_quantile(0.99), Column("p99", "s", thresholds=limits.latency)),
                         ],
                         description="Over the time range shown: mean requests/s while the endpoint was "
                         "requested, error ratio, and p95/p99 of all its requests.",

@@ -10,6 +10,9 @@ from typing import NamedTuple
 
 import grafanalib.core as G
 
+from lab.core.errors import LabError
+from lab.core.slo import QUANTILES, SOAK_KEYS, Thresholds
+
 DATASOURCE_UID = "prometheus"
 DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
 # The dashboard schema of Grafana 12 (the compose file's image): nothing left for Grafana to migrate.
@@ -24,15 +27,36 @@ FAILURES = f"locust_request_failures_total{{{RUN}}}"
 BUCKETS = f"locust_request_duration_seconds_bucket{{{RUN}}}"
 RATE = "[$__rate_interval]"
 
-GREEN_RED_AT = {
-    "error_ratio": [{"color": "green", "value": None}, {"color": "red", "value": 0.01}],
-    "latency": [
-        {"color": "green", "value": None},
-        {"color": "orange", "value": 0.25},
-        {"color": "red", "value": 0.5},
-    ],
-}
 NO_THRESHOLDS = [{"color": "green", "value": None}]
+
+
+class Limits(NamedTuple):
+    """The colour steps and limits the dashboards show, all from the SLO file (locust/slo.yaml)."""
+
+    latency: (
+        list  # steps for response times: orange above the tightest latency objective, red above the loosest
+    )
+    error_ratio: list  # steps for error ratios: red above the tightest error_ratio objective
+    soak: dict[str, float]  # the soak drift limits (keys of lab.core.slo.SOAK_KEYS)
+
+
+def limits(thresholds: Thresholds, source: str) -> Limits:
+    """The dashboards' limits from the SLO file's thresholds; a soak limit it lacks is an error."""
+    latency = sorted(
+        {o.threshold for o in thresholds.objectives if o.metric in QUANTILES and o.bound == "max"}
+    )
+    errors = [o.threshold for o in thresholds.objectives if o.metric == "error_ratio" and o.bound == "max"]
+    missing = [key for key in SOAK_KEYS if key not in thresholds.soak]
+    if missing:
+        raise LabError(f"{source}: soak: set {', '.join(missing)} (the soak dashboard shows them)")
+    steps = (
+        [("orange", latency[0]), ("red", latency[-1])] if len(latency) > 1 else [("red", v) for v in latency]
+    )
+    return Limits(
+        latency=NO_THRESHOLDS + [{"color": color, "value": value} for color, value in steps],
+        error_ratio=NO_THRESHOLDS + [{"color": "red", "value": min(errors)}] if errors else NO_THRESHOLDS,
+        soak=dict(thresholds.soak),
+    )
 
 
 def target(

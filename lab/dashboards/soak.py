@@ -1,9 +1,9 @@
 """Soak: long-window trends and drift of response time, errors, throughput and memory."""
 
 from lab.dashboards.panels import (
-    GREEN_RED_AT,
     RATE,
     RUN,
+    Limits,
     dashboard,
     layout,
     right_axis,
@@ -13,10 +13,8 @@ from lab.dashboards.panels import (
     timeseries,
 )
 
-MIB_50 = 50 * 2**20
 
-
-def soak():
+def soak(limits: Limits):
     p95 = f"run_id:locust_request_duration_seconds:p95_rate5m{{{RUN}}}"
     errors = f"run_id:locust_request_failures_per_requests:ratio_rate5m{{{RUN}}}"
     rps = f"run_id:locust_requests:rate5m{{{RUN}}}"
@@ -27,7 +25,7 @@ def soak():
         # The five-minute series averaged over each step, so six hours render without aliasing.
         return f"avg_over_time({recorded}{RATE})"
 
-    # `limit`: the default drift limits of the `soak` section of locust/slo.yaml, which `lab report` judges.
+    # `limit`: a drift limit of the `soak` section of locust/slo.yaml, which `lab report` judges.
     def per_hour(title: str, series: str, unit: str, limit: float) -> object:
         return stat(
             title,
@@ -44,10 +42,34 @@ def soak():
         (
             5,
             [
-                (6, per_hour("p95 drift per hour", p95, "s", 0.05)),
-                (6, per_hour("Error ratio drift per hour", errors, "percentunit", 0.005)),
-                (6, per_hour("API memory growth per hour", api_memory, "bytes", MIB_50)),
-                (6, per_hour("Locust master memory growth per hour", master_memory, "bytes", MIB_50)),
+                (6, per_hour("p95 drift per hour", p95, "s", limits.soak["max_p95_slope_seconds_per_hour"])),
+                (
+                    6,
+                    per_hour(
+                        "Error ratio drift per hour",
+                        errors,
+                        "percentunit",
+                        limits.soak["max_error_ratio_slope_per_hour"],
+                    ),
+                ),
+                (
+                    6,
+                    per_hour(
+                        "API memory growth per hour",
+                        api_memory,
+                        "bytes",
+                        limits.soak["max_api_memory_slope_bytes_per_hour"],
+                    ),
+                ),
+                (
+                    6,
+                    per_hour(
+                        "Locust master memory growth per hour",
+                        master_memory,
+                        "bytes",
+                        limits.soak["max_locust_memory_slope_bytes_per_hour"],
+                    ),
+                ),
             ],
         ),
         (
@@ -59,7 +81,7 @@ def soak():
                         "p95 response time (5 min windows)",
                         targets(("p95", smooth(p95))),
                         unit="s",
-                        thresholds=GREEN_RED_AT["latency"],
+                        thresholds=limits.latency,
                         legend_calcs=drift,
                     ),
                 ),
@@ -69,7 +91,7 @@ def soak():
                         "Error ratio (5 min windows)",
                         targets(("error ratio", smooth(errors))),
                         unit="percentunit",
-                        thresholds=GREEN_RED_AT["error_ratio"],
+                        thresholds=limits.error_ratio,
                         legend_calcs=drift,
                     ),
                 ),

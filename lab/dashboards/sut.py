@@ -1,8 +1,8 @@
 """The system under test: the demo API, Postgres and Redis next to the load that drives them."""
 
 from lab.dashboards.panels import (
-    GREEN_RED_AT,
     RATE,
+    Limits,
     dashboard,
     layout,
     locust_quantile,
@@ -12,7 +12,7 @@ from lab.dashboards.panels import (
 )
 
 
-def system_under_test():
+def system_under_test(limits: Limits):
     api = 'job="api"'
     pg = 'job="postgres", datname="lab"'
     redis = 'job="redis"'
@@ -75,7 +75,7 @@ def system_under_test():
                             )
                         ),
                         unit="s",
-                        thresholds=GREEN_RED_AT["latency"],
+                        thresholds=limits.latency,
                     ),
                 ),
             ],

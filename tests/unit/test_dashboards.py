@@ -11,6 +11,7 @@ import yaml
 
 from lab import dashboards
 from lab.cli import main
+from lab.core import slo
 from lab.dashboards.panels import DATASOURCE_UID, GRID_COLUMNS, SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +38,79 @@ def test_committed_json_is_what_the_code_generates():
         assert committed[name] == text, f"{name} is stale: run `lab dashboards` and commit it"
 
 
-def test_cli_writes_every_dashboard(tmp_path):
-    assert main(["dashboards", "--out", str(tmp_path / "out")]) == 0
+def test_cli_writes_every_dashboard_and_the_slo_rules(tmp_path):
+    (tmp_path / "rules").mkdir()
+    assert main(["dashboards", "--out", str(tmp_path / "out"), "--rules", str(tmp_path / "rules")]) == 0
     written = {path.name: path.read_text() for path in (tmp_path / "out").iterdir()}
     assert written == dashboards.render_all()
+    assert (tmp_path / "rules" / "slo.yml").read_text() == dashboards.render_rules()
+
+
+def test_cli_takes_thresholds_from_the_slo_file(tmp_path):
+    slo_file = tmp_path / "slo.yaml"
+    text = (ROOT / "locust" / "slo.yaml").read_text()
+    slo_file.write_text(text.replace("max: 0.01", "max: 0.02").replace("max: 250ms", "max: 100ms"))
+    (tmp_path / "rules").mkdir()
+    args = ["--out", str(tmp_path / "out"), "--rules", str(tmp_path / "rules"), "--slo-file", str(slo_file)]
+    assert main(["dashboards", *args]) == 0
+    overview = json.loads((tmp_path / "out" / dashboards.OVERVIEW_FILE).read_text())
+    assert {0.02, 0.1} <= set(threshold_values(overview)) and 0.01 not in threshold_values(overview)
+    rules = (tmp_path / "rules" / "slo.yml").read_text()
+    assert "(14.4 * 0.02)" in rules and 'le="0.1"' in rules and 'le="0.25"' not in rules
+
+
+def test_cli_names_a_soak_limit_missing_from_the_slo_file(tmp_path, capsys):
+    slo_file = tmp_path / "slo.yaml"
+    text = (ROOT / "locust" / "slo.yaml").read_text()
+    slo_file.write_text(text.replace("  max_p95_slope_seconds_per_hour: 0.05\n", ""))
+    (tmp_path / "rules").mkdir()
+    args = ["--out", str(tmp_path / "out"), "--rules", str(tmp_path / "rules"), "--slo-file", str(slo_file)]
+    assert main(["dashboards", *args]) == 2
+    assert "soak: set max_p95_slope_seconds_per_hour" in capsys.readouterr().err
+
+
+def threshold_values(model: dict) -> list[float]:
+    """Every threshold step value in the dashboard: panel defaults and overrides."""
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if value.get("mode") == "absolute" and "steps" in value:
+                found.extend(step["value"] for step in value["steps"] if step["value"] is not None)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(model)
+    return found
+
+
+# Locust's own warning level for a worker's CPU: not a service level objective.
+WORKER_CPU_WARNING = 0.9
+
+
+@all_models()
+def test_every_threshold_shown_is_one_of_slo_yaml(model):
+    thresholds = slo.load_thresholds(ROOT / "locust" / "slo.yaml")
+    allowed = (
+        {o.threshold for o in thresholds.objectives} | set(thresholds.soak.values()) | {WORKER_CPU_WARNING}
+    )
+    shown = threshold_values(model)
+    assert shown and set(shown) <= allowed, set(shown) - allowed
+
+
+def test_soak_drift_limits_are_slo_yamls():
+    soak = slo.load_thresholds(ROOT / "locust" / "slo.yaml").soak
+    panels = {p["title"]: p for p in MODELS["soak.json"]["panels"]}
+    for title, key in [
+        ("p95 drift per hour", "max_p95_slope_seconds_per_hour"),
+        ("Error ratio drift per hour", "max_error_ratio_slope_per_hour"),
+        ("API memory growth per hour", "max_api_memory_slope_bytes_per_hour"),
+        ("Locust master memory growth per hour", "max_locust_memory_slope_bytes_per_hour"),
+    ]:
+        assert threshold_values(panels[title]) == [soak[key]], title
 
 
 def test_cli_names_a_missing_parent_folder(tmp_path, capsys):

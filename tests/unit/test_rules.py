@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import dashboards
+from lab.core import slo
+
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "prometheus" / "rules"
-RULE_FILES = [RULES / "recording.yml", RULES / "alerts.yml"]
+RULE_FILES = [RULES / "recording.yml", RULES / "slo.yml"]
 UNIT_TESTS = sorted((RULES / "tests").glob("*.yml"))
 
 
@@ -39,9 +42,19 @@ def test_promtool_test_rules_passes():
 @pytest.mark.parametrize(
     ("rule_file", "old", "new"),
     [
-        pytest.param("alerts.yml", "ratio_rate5m > (14.4 * 0.01)", "ratio_rate5m > (0.5)", id="fast-errors"),
-        pytest.param("alerts.yml", "ratio_rate6h > (6 * 0.05)", "ratio_rate6h > (0.9)", id="slow-latency"),
-        pytest.param("alerts.yml", "for: 2m", "for: 20m", id="fast-hold"),
+        pytest.param(
+            "slo.yml",
+            'ratio_rate5m{objective="errors"} > (14.4 * 0.01)',
+            "ratio_rate5m > (0.5)",
+            id="fast-errors",
+        ),
+        pytest.param(
+            "slo.yml",
+            'name=~"/api/v1/items.*", le="0.25"}[6h]',
+            'name=~"/api/v1/items.*", le="0.5"}[6h]',
+            id="slow-latency",
+        ),
+        pytest.param("slo.yml", "for: 2m", "for: 20m", id="fast-hold"),
         pytest.param(
             "recording.yml",
             "0.95, run_id_le:locust_request_duration_seconds_bucket:rate5m",
@@ -74,14 +87,42 @@ def test_recording_rules_are_named_level_metric_operation():
 
 
 def test_alerts_read_recorded_series_and_say_who_to_wake():
-    recorded = {rule["record"] for rule in rules(RULES / "recording.yml")}
-    for alert in rules(RULES / "alerts.yml"):
+    recorded = {rule["record"] for path in RULE_FILES for rule in rules(path) if "record" in rule}
+    alerts = [rule for rule in rules(RULES / "slo.yml") if "alert" in rule]
+    for alert in alerts:
         used = set(re.findall(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", alert["expr"]))
         assert used and used <= recorded, alert["alert"]
         assert alert["labels"]["severity"] in ("page", "ticket")
         assert "{{ $labels.run_id }}" in alert["annotations"]["summary"]
-    slos = {(a["labels"]["slo"], a["labels"]["severity"]) for a in rules(RULES / "alerts.yml")}
+    slos = {(a["labels"]["slo"], a["labels"]["severity"]) for a in alerts}
     assert slos == {("errors", "page"), ("errors", "ticket"), ("latency", "page"), ("latency", "ticket")}
+
+
+def test_committed_slo_rules_are_what_slo_yaml_generates():
+    assert (RULES / "slo.yml").read_text() == dashboards.render_rules(ROOT / "locust" / "slo.yaml"), (
+        "prometheus/rules/slo.yml differs from locust/slo.yaml: run `lab dashboards` and commit it"
+    )
+
+
+def test_every_objective_with_a_budget_has_its_alerts_at_its_threshold():
+    objectives = slo.load(ROOT / "locust" / "slo.yaml")
+    alerts = [rule for rule in rules(RULES / "slo.yml") if "alert" in rule]
+    for objective in objectives:
+        mine = [a for a in alerts if a["labels"]["objective"] == objective.name]
+        if objective.metric == "throughput":
+            assert not mine, objective.name
+            continue
+        assert sorted(a["labels"]["severity"] for a in mine) == ["page", "ticket"], objective.name
+        budget = (
+            objective.threshold if objective.metric == "error_ratio" else 1 - slo.QUANTILES[objective.metric]
+        )
+        for alert in mine:
+            assert f"* {budget:g})" in alert["expr"], (objective.name, alert["expr"])
+        if objective.metric in slo.QUANTILES:
+            slis = [
+                r for r in rules(RULES / "slo.yml") if r.get("labels", {}).get("objective") == objective.name
+            ]
+            assert slis and all(f'le="{objective.threshold!r}"' in r["expr"] for r in slis if "record" in r)
 
 
 def test_rules_only_read_the_metric_contract():
@@ -93,9 +134,9 @@ def test_rules_only_read_the_metric_contract():
             assert metric in contract, (rule["record"], metric)
 
 
-def test_latency_threshold_is_a_bucket_boundary_of_the_exporter():
-    # The slow-request ratio reads the le="0.5" bucket: without that boundary it would read nothing.
+def test_latency_thresholds_are_bucket_boundaries_of_the_exporter():
+    # A latency SLI reads the bucket le=<threshold>: without that boundary it would read nothing.
     from lab.plugin.exporter import DEFAULT_BUCKETS
 
-    text = (RULES / "recording.yml").read_text()
-    assert 'le="0.5"' in text and 0.5 in DEFAULT_BUCKETS
+    boundaries = {float(le) for le in re.findall(r'le="([^"]+)"', (RULES / "slo.yml").read_text())}
+    assert boundaries and boundaries <= set(DEFAULT_BUCKETS)
