@@ -29,6 +29,14 @@ def overview(limits: Limits):
     def per_endpoint(counter: str) -> str:
         return f"sum by (method, name) (increase({counter}[$__range]))"
 
+    def per_run(series: str, how: str) -> str:
+        """`how` (max, min) of `series` per run seen in the time range, labelled with the run's scenario."""
+        seen = "max by (run_id, scenario) (last_over_time(locust_run_info[$__range]))"
+        return (
+            f"{how} by (run_id, scenario) ({how} by (run_id) (last_over_time({series}[$__range])) "
+            f"* on (run_id) group_left (scenario) {seen})"
+        )
+
     def endpoint_quantile(q: float) -> str:
         return f"histogram_quantile({q}, sum by (method, name, le) (increase({BUCKETS}[$__range])))"
 
@@ -205,6 +213,32 @@ def overview(limits: Limits):
                         unit="percentunit",
                         description="Locust warns above 90%: a saturated worker under-reports the system's speed.",
                         thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 0.9}],
+                    ),
+                ),
+            ],
+        ),
+        "Runs (over the time range shown)",
+        (
+            8,
+            [
+                (
+                    24,
+                    table(
+                        "Runs",
+                        [
+                            (
+                                per_run("locust_run_start_timestamp_seconds", "max") + " * 1000",
+                                Column("start", "dateTimeAsIso"),
+                            ),
+                            (
+                                per_run("locust_slo_pass", "min"),
+                                Column("SLOs", "short", mappings=pass_fail_mappings()),
+                            ),
+                        ],
+                        description="Every run Prometheus saw in the time range, newest first: its scenario, "
+                        "start, and whether it met all objectives of locust/slo.yaml (empty until it ended).",
+                        sort_by="start",
+                        descending=True,
                     ),
                 ),
             ],

@@ -145,11 +145,18 @@ class Column(NamedTuple):
     unit: str
     decimals: int | None = None
     thresholds: list | None = None
+    mappings: list | None = None  # value mappings, shown in their colours
 
 
-def table(title: str, columns: list[tuple[str, Column]], description: str = "", sort_by: str | None = None):
+def table(
+    title: str,
+    columns: list[tuple[str, Column]],
+    description: str = "",
+    sort_by: str | None = None,
+    descending: bool = False,
+):
     """A table of instant queries, one column each (expr, Column), joined on their labels: one row a
-    label set. `sort_by` names a label holding numbers: the rows are sorted by it, as numbers."""
+    label set. `sort_by` names a column, or a label holding numbers: the rows are sorted by it, as numbers."""
     queries, overrides = [], []
     for i, (expr, column) in enumerate(columns):
         ref = chr(ord("A") + i)
@@ -164,12 +171,17 @@ def table(title: str, columns: list[tuple[str, Column]], description: str = "", 
                 {"id": "thresholds", "value": {"mode": "absolute", "steps": column.thresholds}},
                 {"id": "custom.cellOptions", "value": {"type": "color-text"}},
             ]
+        if column.mappings:
+            properties += [
+                {"id": "mappings", "value": column.mappings},
+                {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+            ]
         overrides.append({"matcher": {"id": "byName", "options": field}, "properties": properties})
     transformations = [
         {"id": "merge", "options": {}},
         {"id": "organize", "options": {"excludeByName": {"Time": True}}},
     ]
-    if sort_by:
+    if sort_by and sort_by not in {column.name for _, column in columns}:
         conversion = {"targetField": sort_by, "destinationType": "number"}
         transformations.append({"id": "convertFieldType", "options": {"conversions": [conversion]}})
     return G.Table(
@@ -179,7 +191,7 @@ def table(title: str, columns: list[tuple[str, Column]], description: str = "", 
         targets=queries,
         overrides=overrides,
         transformations=transformations,
-        sortBy=[G.TableSortByField(displayName=sort_by)] if sort_by else [],
+        sortBy=[G.TableSortByField(displayName=sort_by, desc=descending)] if sort_by else [],
         editable=False,
     )
 

@@ -51,7 +51,7 @@ def prometheus_with_rules(tmp_path):
             yaml.safe_dump(
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(RULES / "recording.yml"), str(RULES / "alerts.yml")],
+                    "rule_files": [str(RULES / "recording.yml"), str(RULES / "slo.yml")],
                     "scrape_configs": [
                         {
                             "job_name": "locust",
