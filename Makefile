@@ -32,7 +32,7 @@ lab-workers: install ## start workers here for a master elsewhere (MASTER=host:5
 	$(if $(MASTER),,$(error set MASTER=host:port, the master's published worker port (lab up with LAB_EXPOSE_MASTER=1)))
 	$(BIN)/lab workers up --master $(MASTER) $(if $(COUNT),--count $(COUNT))
 
-dashboards: install ## regenerate grafana/dashboards/*.json from lab/dashboards/
+dashboards: install ## regenerate grafana/dashboards/*.json and prometheus/rules/slo.yml (thresholds from locust/slo.yaml)
 	$(BIN)/lab dashboards
 
 test: install ## run the whole test suite (unit, integration, end-to-end on Docker)

@@ -25,15 +25,15 @@ def soak(limits: Limits):
         # The five-minute series averaged over each step, so six hours render without aliasing.
         return f"avg_over_time({recorded}{RATE})"
 
-    # `limit`: a drift limit of the `soak` section of locust/slo.yaml, which `lab report` judges.
-    def per_hour(title: str, series: str, unit: str, limit: float) -> object:
+    # `limit`: the drift limit of the `soak` section of locust/slo.yaml that `lab report` judges.
+    def per_hour(title: str, series: str, unit: str, limit: str) -> object:
         return stat(
             title,
             [target(f"sum(deriv({series}[$__range])) * 3600", instant=True)],
             unit=unit,
             description="The slope of a least-squares line over the time range shown, per hour: "
-            f"near zero for a steady system, red above {limit:g}.",
-            thresholds=[{"color": "green", "value": None}, {"color": "red", "value": limit}],
+            f"near zero for a steady system, red above {limits.soak[limit]:g}.",
+            thresholds=[{"color": "green", "value": None}, {"color": "red", "value": limits.soak[limit]}],
             graph=False,
         )
 
@@ -42,14 +42,11 @@ def soak(limits: Limits):
         (
             5,
             [
-                (6, per_hour("p95 drift per hour", p95, "s", limits.soak["max_p95_slope_seconds_per_hour"])),
+                (6, per_hour("p95 drift per hour", p95, "s", "max_p95_slope_seconds_per_hour")),
                 (
                     6,
                     per_hour(
-                        "Error ratio drift per hour",
-                        errors,
-                        "percentunit",
-                        limits.soak["max_error_ratio_slope_per_hour"],
+                        "Error ratio drift per hour", errors, "percentunit", "max_error_ratio_slope_per_hour"
                     ),
                 ),
                 (
@@ -58,7 +55,7 @@ def soak(limits: Limits):
                         "API memory growth per hour",
                         api_memory,
                         "bytes",
-                        limits.soak["max_api_memory_slope_bytes_per_hour"],
+                        "max_api_memory_slope_bytes_per_hour",
                     ),
                 ),
                 (
@@ -67,7 +64,7 @@ def soak(limits: Limits):
                         "Locust master memory growth per hour",
                         master_memory,
                         "bytes",
-                        limits.soak["max_locust_memory_slope_bytes_per_hour"],
+                        "max_locust_memory_slope_bytes_per_hour",
                     ),
                 ),
             ],
