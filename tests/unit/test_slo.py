@@ -199,3 +199,15 @@ def test_bad_overrides_name_the_problem(text, message):
     with pytest.raises(ConfigError) as caught:
         slo.with_overrides(objectives, text)
     assert message in str(caught.value)
+
+
+def test_load_thresholds_gives_the_objectives_and_the_soak_limits_the_file_sets(tmp_path):
+    repo = slo.load_thresholds(Path(__file__).resolve().parents[2] / "locust" / "slo.yaml")
+    assert set(repo.soak) == set(slo.SOAK_KEYS) and {o.name for o in repo.objectives} >= {"errors"}
+    path = tmp_path / "slo.yaml"
+    path.write_text(
+        "objectives:\n  errors: {metric: error_ratio, max: 0.02}\nsoak:\n  max_p95_slope_seconds_per_hour: 1\n"
+    )
+    thresholds = slo.load_thresholds(path)
+    assert [(o.name, o.threshold) for o in thresholds.objectives] == [("errors", 0.02)]
+    assert thresholds.soak == {"max_p95_slope_seconds_per_hour": 1.0}
