@@ -55,7 +55,7 @@ class Section:
 
 SECTIONS = (
     Section("loadgen", "bench/loadgen.py", ("--rounds", "4", "--seconds", "8"), ("--quick",), 420, json=True),
-    Section("exporter", "bench/exporter.py", ("--quick",), ("--quick",), 150),
+    Section("exporter", "bench/exporter.py", ("--quick",), ("--quick",), 150, json=True),
     Section("api", "bench/api.py", ("--duration", "10"), ("--duration", "3"), 210),
     Section(
         "soak",
@@ -227,6 +227,15 @@ def summary(outcomes: list[Outcome]) -> list[str]:
                 f"| master CPU per scrape, {scrape['names']} names | {scrape['cpu_ms']:.0f} ms "
                 f"({scrape['cpu_ms'] / 5000:.1%} of a core at a 5 s scrape interval) | - |"
             )
+    exporter = figures.get("exporter")
+    if exporter:
+        for r in exporter["renders"]:
+            target = exporter["targets_ms"].get(str(r["names"]))
+            lines.append(
+                f"| exporter CPU per scrape, {r['names']} names, before → now (every name changed) "
+                f"| {r['old_cpu_ms']:.0f} → {r['new_cpu_ms']:.1f} ms ({r['old_cpu_ms'] / r['new_cpu_ms']:.1f}x cheaper) "
+                f"| {f'≤ {target:g} ms' if target else '-'} |"
+            )
     stack = figures.get("stack")
     if stack:
         memory = sum(stack["idle_memory"].values()) / 1024**2
@@ -271,7 +280,7 @@ def document(outcomes: list[Outcome], quick: bool, total_seconds: float) -> str:
         "## Commands",
         "",
         f"`python bench/run.py{' --quick' if quick else ''}` ran these, one after the other, in "
-        f"{total_seconds / 60:.1f} minutes (loadgen and stack also get `--json FILE`, for the summary):",
+        f"{total_seconds / 60:.1f} minutes (loadgen, exporter and stack also get `--json FILE`, for the summary):",
         "",
         "| section | command | status | minutes | load average before / after |",
         "| --- | --- | --- | ---: | --- |",

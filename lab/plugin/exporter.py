@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import logging
 import re
+import socket
 import sys
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -130,17 +134,42 @@ def add_arguments(parser) -> None:
 # --- pure conversion -----------------------------------------------------------------------------
 
 
+class Buckets:
+    """Cumulative bucket counts of one Locust response_times dict, kept up to date as it grows.
+
+    Locust only ever adds keys to a response_times dict (a reset replaces the dict), and a dict keeps
+    keys in insertion order: each key is placed in its bucket once, when it first appears, and a count
+    is then a C-speed sum over the bucket's keys instead of a Python loop over every key.
+    """
+
+    __slots__ = ("bounds_ms", "response_times", "seen", "keys")
+
+    def __init__(self, bounds_ms: list[float]) -> None:
+        self.bounds_ms = bounds_ms
+        self.response_times: dict[int, int] | None = None
+        self.seen = 0
+        self.keys: list[list[int]] = []
+
+    def counts(self, response_times: dict[int, int]) -> list[int]:
+        """Counts of samples at or below each boundary (ms), then the total (the +Inf bucket)."""
+        if response_times is not self.response_times or len(response_times) < self.seen:
+            self.response_times, self.seen = response_times, 0
+            self.keys = [[] for _ in range(len(self.bounds_ms) + 1)]
+        if len(response_times) > self.seen:
+            for value in itertools.islice(response_times, self.seen, None):
+                self.keys[bisect.bisect_left(self.bounds_ms, value)].append(value)
+            self.seen = len(response_times)
+        count = response_times.__getitem__
+        cumulative, running = [], 0
+        for keys in self.keys:
+            running += sum(map(count, keys))
+            cumulative.append(running)
+        return cumulative
+
+
 def cumulative_buckets(response_times: dict[int, int], bounds_ms: Iterable[float]) -> list[int]:
     """Counts of samples at or below each boundary (ms), then the total (the +Inf bucket)."""
-    bounds = list(bounds_ms)
-    per_bucket = [0] * (len(bounds) + 1)
-    for value, count in response_times.items():
-        per_bucket[bisect.bisect_left(bounds, value)] += count
-    cumulative, running = [], 0
-    for count in per_bucket:
-        running += count
-        cumulative.append(running)
-    return cumulative
+    return Buckets(list(bounds_ms)).counts(response_times)
 
 
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
@@ -199,24 +228,39 @@ class Folder:
 
 
 class Series:
-    """One (method, name) row after folding: several Locust entries may add into it."""
+    """One (method, name) row after folding: the Locust entries that add into it (several once folded)."""
 
-    __slots__ = ("requests", "failures", "content_length", "duration_sum_ms", "response_times")
+    __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self.requests = 0
-        self.failures = 0
-        self.content_length = 0
-        self.duration_sum_ms = 0.0
-        self.response_times: dict[int, int] = defaultdict(int)
+        self.entries: list = []
 
     def add(self, entry) -> None:
-        self.requests += entry.num_requests
-        self.failures += entry.num_failures
-        self.content_length += entry.total_content_length
-        self.duration_sum_ms += entry.total_response_time
-        for value, count in entry.response_times.items():
-            self.response_times[value] += count
+        self.entries.append(entry)
+
+    @property
+    def requests(self) -> int:
+        return sum(e.num_requests for e in self.entries)
+
+    @property
+    def failures(self) -> int:
+        return sum(e.num_failures for e in self.entries)
+
+    @property
+    def content_length(self) -> int:
+        return sum(e.total_content_length for e in self.entries)
+
+    @property
+    def duration_sum_ms(self) -> float:
+        return sum(e.total_response_time for e in self.entries)
+
+    @property
+    def response_times(self) -> dict[int, int]:
+        merged: dict[int, int] = defaultdict(int)
+        for entry in self.entries:
+            for value, count in entry.response_times.items():
+                merged[value] += count
+        return merged
 
 
 def fold_entries(entries: Iterable, names: Folder) -> dict[tuple[str, str], Series]:
@@ -242,11 +286,126 @@ def fold_errors(errors: Iterable, names: Folder, texts: Folder) -> dict[tuple[st
     return rows
 
 
-# --- the collector -------------------------------------------------------------------------------
+# --- the request families, kept rendered between scrapes ----------------------------------------
+
+REQUESTS = ("locust_requests", "Requests completed")
+FAILURES = ("locust_request_failures", "Requests failed")
+DURATION = ("locust_request_duration_seconds", "Response time (Locust's rounded distribution)")
+SIZE = ("locust_response_size_bytes", "Response bytes received")
+
+
+def label_value(text: str) -> str:
+    """A label value as the text exposition format writes it between quotes."""
+    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def entry_signature(entry) -> tuple:
+    """Changes whenever Locust adds to an entry or resets it (a reset entry holds a new response_times)."""
+    return (
+        entry,
+        entry.num_requests,
+        entry.num_failures,
+        entry.total_content_length,
+        entry.total_response_time,
+        entry.response_times,  # a tuple compares it by identity first: the same dict costs nothing
+    )
+
+
+class Row:
+    """One folded (method, name) row: its figures, and its lines of the four request families."""
+
+    __slots__ = ("requests", "failures", "content_length", "duration_sum_ms", "cumulative", "lines")
+
+    def __init__(self, series: Series, cumulative: list[int], heads: tuple[str, ...]) -> None:
+        self.requests = series.requests
+        self.failures = series.failures
+        self.content_length = series.content_length
+        self.duration_sum_ms = series.duration_sum_ms
+        self.cumulative = cumulative
+        # Counts are whole numbers: written as integers, they parse to the same samples as "5.0".
+        requests, failures, size, count, total, *buckets = heads
+        self.lines = (
+            f"{requests}{self.requests}\n",
+            f"{failures}{self.failures}\n",
+            "".join([f"{head}{count}\n" for head, count in zip(buckets, cumulative, strict=True)])
+            + f"{count}{cumulative[-1]}\n{total}{floatToGoString(self.duration_sum_ms / 1000)}\n",
+            f"{size}{self.content_length}\n",
+        )
+
+
+class RequestTable:
+    """The request rows of one run; a scrape rebuilds only the rows whose Locust entries changed.
+
+    Each scrape reads a few counters of every entry; bucket counts (per entry) and text (per row) are
+    redone only where they moved, so a name that saw no request since the last scrape costs almost nothing.
+    """
+
+    def __init__(self, run_id: str, bounds_ms: list[float], les: list[str]) -> None:
+        self.run_id = label_value(run_id)
+        self.bounds_ms = bounds_ms
+        self.les = les
+        self.rows: dict[tuple[str, str], tuple[tuple, Row]] = {}
+        self.heads: dict[tuple[str, str], tuple[str, ...]] = {}  # a row's line starts, up to the value
+        self.buckets: dict = {}  # Locust entry -> its Buckets
+
+    def update(self, folded: dict[tuple[str, str], Series]) -> list[tuple[tuple[str, str], Row]]:
+        rows, buckets, out = {}, {}, []
+        for key, series in folded.items():
+            signature = tuple(entry_signature(e) for e in series.entries)
+            cached = self.rows.get(key)
+            if cached is None or cached[0] != signature:
+                cached = (signature, self.build(key, series))
+            for entry in series.entries:
+                buckets[entry] = self.buckets[entry]
+            rows[key] = cached
+            out.append((key, cached[1]))
+        self.rows, self.buckets = rows, buckets
+        return out
+
+    def build(self, key: tuple[str, str], series: Series) -> Row:
+        total: list[int] | None = None
+        for entry in series.entries:
+            counter = self.buckets.get(entry)
+            if counter is None:
+                counter = self.buckets[entry] = Buckets(self.bounds_ms)
+            counts = counter.counts(entry.response_times)
+            total = counts if total is None else [a + b for a, b in zip(total, counts, strict=True)]
+        heads = self.heads.get(key)
+        if heads is None:
+            heads = self.heads[key] = self.line_heads(key)
+        return Row(series, total, heads)
+
+    def line_heads(self, key: tuple[str, str]) -> tuple[str, ...]:
+        """requests, failures, size, count, sum, then one per bucket; labels sorted as generate_latest does."""
+        method, name = key
+        labels = f'method="{label_value(method)}",name="{label_value(name)}",run_id="{self.run_id}"'
+        return (
+            f"{REQUESTS[0]}_total{{{labels}}} ",
+            f"{FAILURES[0]}_total{{{labels}}} ",
+            f"{SIZE[0]}_total{{{labels}}} ",
+            f"{DURATION[0]}_count{{{labels}}} ",
+            f"{DURATION[0]}_sum{{{labels}}} ",
+            *(f'{DURATION[0]}_bucket{{le="{le}",{labels}}} ' for le in self.les),
+        )
+
+
+class Families:
+    """Metric families already built, in the shape generate_latest reads (a collector's collect())."""
+
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self) -> list:
+        return self.families
 
 
 class LocustCollector:
-    """Reads the runner's stats and the current lab run at every scrape."""
+    """Reads the runner's stats and the current lab run at every scrape.
+
+    `collect()` gives every family to a prometheus_client registry; `exposition()` is what /metrics
+    serves: the same samples, with the request families written from the rows kept between scrapes
+    instead of through generate_latest (which costs microseconds a sample, and there are ~25 a name).
+    """
 
     def __init__(
         self, environment, buckets=DEFAULT_BUCKETS, max_names=DEFAULT_MAX_NAMES, max_errors=DEFAULT_MAX_ERRORS
@@ -260,47 +419,85 @@ class LocustCollector:
         self.folding_run: str | None = None
         self.names = Folder("name", max_names)
         self.errors = Folder("error", max_errors)
+        self.table = RequestTable("", self.bounds_ms, self.les)
+        self.lock = threading.Lock()  # scrapes may come in on several server threads at once
 
     def describe(self) -> list:
         return []  # the series depend on the run: nothing to check at registration
 
     def collect(self) -> Iterator:
+        with self.lock:
+            scrape = self.read()
+            if scrape is None:
+                return
+            families = [*self.request_families(scrape), *self.other_families(scrape)]
+        yield from families
+
+    def exposition(self) -> str:
+        """The Locust families in the Prometheus text format (version 0.0.4)."""
+        with self.lock:
+            scrape = self.read()
+            if scrape is None:
+                return ""
+            _runner, _run, rows = scrape
+            text = "".join(
+                f"# HELP {name}{suffix} {help_text}\n# TYPE {name}{suffix} {kind}\n"
+                + "".join([row.lines[i] for _key, row in rows])
+                for i, ((name, help_text), suffix, kind) in enumerate(
+                    (
+                        (REQUESTS, "_total", "counter"),
+                        (FAILURES, "_total", "counter"),
+                        (DURATION, "", "histogram"),
+                        (SIZE, "_total", "counter"),
+                    )
+                )
+            )
+            others = list(self.other_families(scrape))
+        return text + generate_latest(Families(others)).decode()
+
+    def read(self) -> tuple | None:
+        """(runner, run, request rows) of this scrape; None before there is a runner."""
         from lab.plugin.runs import current
 
         runner = self.environment.runner
         if runner is None:
-            return
+            return None
         run = current(self.environment)
         run_id = run.run_id if run else ""
-        if run_id != self.folding_run:  # each run starts with empty folding state
+        if run_id != self.folding_run:  # each run starts with empty folding state and new series
             self.folding_run = run_id
             self.names = Folder("name", self.max_names)
             self.errors = Folder("error", self.max_errors)
-        yield from self.request_metrics(run_id, runner.stats)
-        yield from self.runner_metrics(run_id, runner)
-        if run is not None:
-            yield from self.run_metrics(run)
+            self.table = RequestTable(run_id, self.bounds_ms, self.les)
+        return runner, run, self.table.update(fold_entries(runner.stats.entries.values(), self.names))
 
-    def request_metrics(self, run_id: str, stats) -> Iterator:
+    def request_families(self, scrape: tuple) -> Iterator:
+        _runner, run, rows = scrape
+        run_id = run.run_id if run else ""
         labels = ["run_id", "method", "name"]
-        requests = CounterMetricFamily("locust_requests", "Requests completed", labels=labels)
-        failures = CounterMetricFamily("locust_request_failures", "Requests failed", labels=labels)
-        size = CounterMetricFamily("locust_response_size_bytes", "Response bytes received", labels=labels)
-        duration = HistogramMetricFamily(
-            "locust_request_duration_seconds", "Response time (Locust's rounded distribution)", labels=labels
-        )
-        for (method, name), row in fold_entries(stats.entries.values(), self.names).items():
+        requests = CounterMetricFamily(*REQUESTS, labels=labels)
+        failures = CounterMetricFamily(*FAILURES, labels=labels)
+        duration = HistogramMetricFamily(*DURATION, labels=labels)
+        size = CounterMetricFamily(*SIZE, labels=labels)
+        for (method, name), row in rows:
             values = [run_id, method, name]
             requests.add_metric(values, row.requests)
             failures.add_metric(values, row.failures)
+            duration.add_metric(
+                values, list(zip(self.les, row.cumulative, strict=True)), row.duration_sum_ms / 1000
+            )
             size.add_metric(values, row.content_length)
-            counts = cumulative_buckets(row.response_times, self.bounds_ms)
-            duration.add_metric(values, list(zip(self.les, counts, strict=True)), row.duration_sum_ms / 1000)
+        yield from (requests, failures, duration, size)
+
+    def other_families(self, scrape: tuple) -> Iterator:
+        """Errors, folding, runner, workers and run: a few series whatever the number of names."""
+        runner, run, _rows = scrape
+        run_id = run.run_id if run else ""
         errors = CounterMetricFamily(
             "locust_errors", "Failures by normalised error text", labels=["run_id", "method", "name", "error"]
         )
         for (method, name, text), count in fold_errors(
-            stats.errors.values(), self.names, self.errors
+            runner.stats.errors.values(), self.names, self.errors
         ).items():
             errors.add_metric([run_id, method, name, text], count)
         folded = CounterMetricFamily(
@@ -310,7 +507,10 @@ class LocustCollector:
         )
         folded.add_metric([run_id, "name"], len(self.names.folded))
         folded.add_metric([run_id, "error"], len(self.errors.folded))
-        yield from (requests, failures, duration, size, errors, folded)
+        yield from (errors, folded)
+        yield from self.runner_metrics(run_id, runner)
+        if run is not None:
+            yield from self.run_metrics(run)
 
     def runner_metrics(self, run_id: str, runner) -> Iterator:
         from locust.runners import MasterRunner
@@ -401,18 +601,51 @@ def worker_metrics(run_id: str, runner) -> Iterator:
 # --- plugin wiring -------------------------------------------------------------------------------
 
 
+def metrics_app(collector: LocustCollector, registry):
+    """The WSGI app of /metrics: the collector's exposition, then the registry's (the process metrics).
+
+    Always the text format 0.0.4, uncompressed: Prometheus reads it whatever it asks for, and gzip would
+    cost the master more CPU than the rest of a scrape.
+    """
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+    def app(environ, start_response):
+        if environ["REQUEST_METHOD"] != "GET":
+            start_response("405 Method Not Allowed", [("Allow", "GET")])
+            return [b""]
+        body = collector.exposition().encode() + generate_latest(registry)
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)])
+        return [body]
+
+    return app
+
+
 def start_server(environment, options):
     """Serve /metrics for this environment as `options` say; returns (server, thread) to shut down."""
-    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import CollectorRegistry, ProcessCollector
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *_args) -> None:
+            pass  # a line per scrape would drown the master's log
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(
+            options.exporter_host, options.exporter_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0][0]
 
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)  # the master's own memory and CPU, for soak drift
-    registry.register(
-        LocustCollector(
-            environment, options.exporter_buckets, options.exporter_max_names, options.exporter_max_errors
-        )
+    collector = LocustCollector(
+        environment, options.exporter_buckets, options.exporter_max_names, options.exporter_max_errors
     )
-    return start_http_server(options.exporter_port, addr=options.exporter_host, registry=registry)
+    app = metrics_app(collector, registry)
+    server = make_server(options.exporter_host, options.exporter_port, app, Server, handler_class=Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
 
 
 def on_init(environment, runner=None, **_kw) -> None:
