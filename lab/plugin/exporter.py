@@ -154,23 +154,21 @@ class Buckets:
         self.bounds_ms = bounds_ms
         self.response_times: dict[int, int] | None = None
         self.seen = 0
-        self.keys: list[list[int]] = []
+        self.keys: dict[int, list[int]] = {}  # bucket index -> its keys, for the buckets that have any
 
     def counts(self, response_times: dict[int, int]) -> list[int]:
         """Counts of samples at or below each boundary (ms), then the total (the +Inf bucket)."""
         if response_times is not self.response_times or len(response_times) < self.seen:
-            self.response_times, self.seen = response_times, 0
-            self.keys = [[] for _ in range(len(self.bounds_ms) + 1)]
+            self.response_times, self.seen, self.keys = response_times, 0, {}
         if len(response_times) > self.seen:
             for value in itertools.islice(response_times, self.seen, None):
-                self.keys[bisect.bisect_left(self.bounds_ms, value)].append(value)
+                self.keys.setdefault(bisect.bisect_left(self.bounds_ms, value), []).append(value)
             self.seen = len(response_times)
         count = response_times.__getitem__
-        cumulative, running = [], 0
-        for keys in self.keys:
-            running += sum(map(count, keys))
-            cumulative.append(running)
-        return cumulative
+        per_bucket = [0] * (len(self.bounds_ms) + 1)
+        for index, keys in self.keys.items():
+            per_bucket[index] = sum(map(count, keys))
+        return list(itertools.accumulate(per_bucket))
 
 
 def cumulative_buckets(response_times: dict[int, int], bounds_ms: Iterable[float]) -> list[int]:
