@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 WORKERS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install lab-up lab-down lab-status lab-workers dashboards test lint bench images-offline
@@ -42,8 +43,8 @@ lint: install ## ruff check and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install ## run the benchmarks and write docs/benchmarks.md
-	$(BIN)/python bench/run.py
+bench: install ## run the benchmarks and write docs/benchmarks.md (BENCH_ARGS=--many-workers adds ~10 min)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 images-offline: ## build every image with no container registry (debootstrap base, Debian stand-ins)
 	compose/offline/build.sh

@@ -8,6 +8,7 @@ say so in the document, and the exit status is 1.
     python bench/run.py                  # everything (under 30 minutes), writes docs/benchmarks.md
     python bench/run.py --only api       # one section (repeatable), printed unless --output is given
     python bench/run.py --quick          # a fast smoke of every section, printed unless --output is given
+    python bench/run.py --many-workers   # also a master with 25, 50 and 100 workers (about 10 minutes more)
 """
 
 import argparse
@@ -45,6 +46,7 @@ class Section:
     quick: tuple[str, ...]
     timeout: float  # seconds, for the full run; quick runs get the same bound
     json: bool = False  # the module writes its figures with --json, for the summary
+    optional: bool = False  # left out of the default run (its own option, or --only)
 
     def command(self, quick: bool, json_path: Path | None) -> list[str]:
         command = [sys.executable, self.script, *(self.quick if quick else self.full)]
@@ -65,6 +67,7 @@ SECTIONS = (
         (SOAK_MINUTES + 2) * 60,
     ),
     Section("stack", "bench/stack.py", ("--hold", "2m"), ("--quick",), 480, json=True),
+    Section("workers", "bench/workers.py", (), ("--workers", "2,4", "--seconds", "6"), 1500, optional=True),
 )
 
 
@@ -261,7 +264,8 @@ def document(outcomes: list[Outcome], quick: bool, total_seconds: float) -> str:
         "",
         "Load Lab's own overhead, measured by `make bench` (`python bench/run.py`) in one run on one machine. "
         "Regenerate this file with `make bench`; run one part with `python bench/run.py --only loadgen` "
-        "(loadgen, exporter, api, soak, stack), which prints its Markdown.",
+        "(loadgen, exporter, api, soak, stack, workers), which prints its Markdown; `--many-workers` adds the "
+        "workers section to a full run.",
         "",
         "**Noise.** The machine below is small and was shared: other jobs (test suites, other compose stacks) "
         "ran at the same time, as the load averages in the commands table show. Absolute requests/s are "
@@ -304,18 +308,27 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=names, help="run only this section (repeatable)")
     parser.add_argument("--quick", action="store_true", help="a fast smoke of each section")
     parser.add_argument(
+        "--many-workers",
+        action="store_true",
+        help="also run the workers section (25, 50, 100 worker processes; beyond the 30-minute budget)",
+    )
+    parser.add_argument(
         "--output", type=Path, help=f"write the document here (default for a full run: {DOC})"
     )
     args = parser.parse_args()
     output = args.output or (None if args.quick or args.only else DOC)
-    sections = [s for s in SECTIONS if not args.only or s.name in args.only]
+    sections = [
+        s for s in SECTIONS if (s.name in args.only if args.only else not s.optional or args.many_workers)
+    ]
 
     outcomes: list[Outcome] = []
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         try:
             for section in sections:
-                budget = BUDGET_SECONDS - (time.monotonic() - start)
+                # An optional section brings its own time on top of the default run's budget.
+                extra = sum(s.timeout for s in sections if s.optional)
+                budget = BUDGET_SECONDS + extra - (time.monotonic() - start)
                 outcomes.append(run_section(section, args.quick, Path(tmp), budget))
         finally:
             if any(s.name == "stack" for s in sections):
