@@ -3,19 +3,31 @@
 
 Every request family is rebuilt at each scrape (each folded row's response times merged, then
 bucketed) and rendered by prometheus_client's `generate_latest`. Everything else (folding, error
-normalisation, bucket counting, the families other than the four request families) is the exporter's
+normalisation, the families other than the four request families) is the exporter's
 own, so that what differs is only how the request families are built and rendered.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
-from lab.plugin.exporter import Folder, LocustCollector, cumulative_buckets
+from lab.plugin.exporter import Folder, LocustCollector
+
+
+def cumulative_buckets(response_times: dict[int, int], bounds_ms: list[float]) -> list[int]:
+    per_bucket = [0] * (len(bounds_ms) + 1)
+    for value, count in response_times.items():
+        per_bucket[bisect.bisect_left(bounds_ms, value)] += count
+    cumulative, running = [], 0
+    for count in per_bucket:
+        running += count
+        cumulative.append(running)
+    return cumulative
 
 
 class Series:
