@@ -327,13 +327,13 @@ class Row:
         self.duration_sum_ms = series.duration_sum_ms
         self.cumulative = cumulative
         # Counts are whole numbers: written as integers, they parse to the same samples as "5.0".
-        requests, failures, size, count, total, *buckets = heads
+        requests_at, failures_at, size_at, count_at, sum_at, *buckets_at = heads
         self.lines = (
-            f"{requests}{self.requests}\n",
-            f"{failures}{self.failures}\n",
-            "".join([f"{head}{count}\n" for head, count in zip(buckets, cumulative, strict=True)])
-            + f"{count}{cumulative[-1]}\n{total}{floatToGoString(self.duration_sum_ms / 1000)}\n",
-            f"{size}{self.content_length}\n",
+            f"{requests_at}{self.requests}\n",
+            f"{failures_at}{self.failures}\n",
+            "".join([f"{head}{n}\n" for head, n in zip(buckets_at, cumulative, strict=True)])
+            + f"{count_at}{cumulative[-1]}\n{sum_at}{floatToGoString(self.duration_sum_ms / 1000)}\n",
+            f"{size_at}{self.content_length}\n",
         )
 
 
