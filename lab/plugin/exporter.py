@@ -32,9 +32,11 @@ import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
 from prometheus_client.utils import floatToGoString
 
 logger = logging.getLogger(__name__)
@@ -611,7 +613,6 @@ def metrics_app(collector: LocustCollector, registry):
     Always the text format 0.0.4, uncompressed: Prometheus reads it whatever it asks for, and gzip would
     cost the master more CPU than the rest of a scrape.
     """
-    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
     def app(environ, start_response):
         if environ["REQUEST_METHOD"] != "GET":
@@ -626,10 +627,7 @@ def metrics_app(collector: LocustCollector, registry):
 
 def start_server(environment, options):
     """Serve /metrics for this environment as `options` say; returns (server, thread) to shut down."""
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
-
     from prometheus_client import CollectorRegistry, ProcessCollector
-    from prometheus_client.exposition import ThreadingWSGIServer
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, *_args) -> None:
