@@ -300,6 +300,18 @@ DURATION = ("locust_request_duration_seconds", "Response time (Locust's rounded 
 SIZE = ("locust_response_size_bytes", "Response bytes received")
 
 
+# The four families' HELP and TYPE lines, in the order of Row.lines.
+REQUEST_HEADERS = tuple(
+    f"# HELP {name}{suffix} {help_text}\n# TYPE {name}{suffix} {kind}\n".encode()
+    for (name, help_text), suffix, kind in (
+        (REQUESTS, "_total", "counter"),
+        (FAILURES, "_total", "counter"),
+        (DURATION, "", "histogram"),
+        (SIZE, "_total", "counter"),
+    )
+)
+
+
 def label_value(text: str) -> str:
     """A label value as the text exposition format writes it between quotes."""
     return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
@@ -330,12 +342,14 @@ class Row:
         self.cumulative = cumulative
         # Counts are whole numbers: written as integers, they parse to the same samples as "5.0".
         requests_at, failures_at, size_at, count_at, sum_at, *buckets_at = heads
-        self.lines = (
-            f"{requests_at}{self.requests}\n",
-            f"{failures_at}{self.failures}\n",
-            "".join([f"{head}{n}\n" for head, n in zip(buckets_at, cumulative, strict=True)])
-            + f"{count_at}{cumulative[-1]}\n{sum_at}{floatToGoString(self.duration_sum_ms / 1000)}\n",
-            f"{size_at}{self.content_length}\n",
+        self.lines = (  # encoded once here, so that a scrape only joins bytes
+            f"{requests_at}{self.requests}\n".encode(),
+            f"{failures_at}{self.failures}\n".encode(),
+            (
+                "".join([f"{head}{n}\n" for head, n in zip(buckets_at, cumulative, strict=True)])
+                + f"{count_at}{cumulative[-1]}\n{sum_at}{floatToGoString(self.duration_sum_ms / 1000)}\n"
+            ).encode(),
+            f"{size_at}{self.content_length}\n".encode(),
         )
 
 
@@ -439,27 +453,20 @@ class LocustCollector:
             families = [*self.request_families(scrape), *self.other_families(scrape)]
         yield from families
 
-    def exposition(self) -> str:
-        """The Locust families in the Prometheus text format (version 0.0.4)."""
+    def exposition(self) -> bytes:
+        """The Locust families in the Prometheus text format (version 0.0.4), UTF-8."""
         with self.lock:
             scrape = self.read()
             if scrape is None:
-                return ""
+                return b""
             _runner, _run, rows = scrape
-            text = "".join(
-                f"# HELP {name}{suffix} {help_text}\n# TYPE {name}{suffix} {kind}\n"
-                + "".join([row.lines[i] for _key, row in rows])
-                for i, ((name, help_text), suffix, kind) in enumerate(
-                    (
-                        (REQUESTS, "_total", "counter"),
-                        (FAILURES, "_total", "counter"),
-                        (DURATION, "", "histogram"),
-                        (SIZE, "_total", "counter"),
-                    )
-                )
-            )
+            parts = []
+            for i, header in enumerate(REQUEST_HEADERS):
+                parts.append(header)
+                parts += [row.lines[i] for _key, row in rows]
             others = list(self.other_families(scrape))
-        return text + generate_latest(Families(others)).decode()
+        parts.append(generate_latest(Families(others)))
+        return b"".join(parts)
 
     def read(self) -> tuple | None:
         """(runner, run, request rows) of this scrape; None before there is a runner."""
@@ -618,9 +625,10 @@ def metrics_app(collector: LocustCollector, registry):
         if environ["REQUEST_METHOD"] != "GET":
             start_response("405 Method Not Allowed", [("Allow", "GET")])
             return [b""]
-        body = collector.exposition().encode() + generate_latest(registry)
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)])
-        return [body]
+        body = [collector.exposition(), generate_latest(registry)]  # sent one after the other, not joined
+        length = str(sum(map(len, body)))
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", length)])
+        return body
 
     return app
 

@@ -69,7 +69,7 @@ class Pair:
 
     def scrape(self) -> dict:
         want = parsed(reference_exposition(self.reference))
-        served = parsed(self.exporter.exposition())
+        served = parsed(self.exporter.exposition().decode())
         assert served == want
         assert parsed(generate_latest(self.registry).decode()) == want  # the registry's view too
         return want
