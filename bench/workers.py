@@ -1,6 +1,9 @@
 """A master with many workers, with the lab plugin and without; prints a Markdown section.
 
-For each worker count (default 25, 50, 100), two clusters in turn against the fast loopback endpoint
+First, in-process: the CPU time of the `worker_report` listeners for one report on a master runner
+that knows N workers, Locust's alone, with the plugin's, and the plugin's alone.
+
+Then, for each worker count (default 25, 50, 100), two clusters in turn against the fast loopback endpoint
 of bench/loadgen.py: plain Locust, then Locust with the lab plugin (its exporter scraped every 5 s,
 as Prometheus does). Each worker runs --users users that wait 1 s between requests, so the load
 itself is small and the master's work is what its workers send it: a stats report from each worker
