@@ -9,6 +9,15 @@ from lab.core.slo import Objective, Verdict, Window, evaluate
 CONTINUE, BREACH, KNEE, MAX_USERS = "continue", "breach", "knee", "max_users"
 
 
+def is_knee(users: int, rps: float, next_users: int, next_rps: float, min_growth: float) -> bool:
+    """The knee rule (the search's and the report's): the next step's added users bring less than
+    `min_growth` of the requests/s they would at this step's rate per user."""
+    added = next_users - users
+    if added <= 0 or users <= 0 or rps <= 0:
+        return False
+    return next_rps - rps < min_growth * added * rps / users
+
+
 @dataclass
 class Step:
     users: int
@@ -59,16 +68,15 @@ class CapacitySearch:
         self.windows.append(window)
         if not step.passed:
             self.reason = BREACH
-        elif previous is not None and self.is_knee(previous, step):
+        elif previous is not None and is_knee(
+            previous.users,
+            previous.requests_per_second,
+            step.users,
+            step.requests_per_second,
+            self.min_growth,
+        ):
             self.reason = KNEE
         return self.reason or CONTINUE
-
-    def is_knee(self, previous: Step, step: Step) -> bool:
-        added = step.users - previous.users
-        if added <= 0 or previous.users <= 0 or previous.requests_per_second <= 0:
-            return False
-        expected_gain = added * previous.requests_per_second / previous.users
-        return step.requests_per_second - previous.requests_per_second < self.min_growth * expected_gain
 
     def finish(self) -> None:
         """Every planned step ran without a breach or a knee."""

@@ -17,6 +17,7 @@ The file (`slo.yaml`):
 import fnmatch
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from lab.core.yamlconf import ConfigError, LineDict, LineList, fail
@@ -219,35 +220,24 @@ def objectives_of(options) -> list[Objective]:
     return with_overrides(load(options.slo_file), getattr(options, "slo_overrides", "") or "")
 
 
+# A percentile of a response time histogram {ms: count}: Locust's own calculate_response_time_percentile
+# (histogram, number of requests, fraction) -> ms. The window's builder (lab.plugin.verdicts) hands it in,
+# so that verdicts agree with Locust's figures to the millisecond without core importing Locust.
+Percentile = Callable[[dict, int, float], int]
+
+
 @dataclass
 class Window:
     """Request counts, failures and response time histograms (ms -> count) per (method, name) over
-    `duration` seconds, as differences of two snapshots of Locust's cumulative stats."""
+    `duration` seconds: a whole run, or the difference of two snapshots of Locust's cumulative stats
+    (built by lab.plugin.verdicts)."""
 
     duration: float
+    percentile: Percentile
     requests: dict = field(default_factory=dict)  # (method, name) -> count
     failures: dict = field(default_factory=dict)
     response_times: dict = field(default_factory=dict)  # (method, name) -> {rounded ms: count}
     rate: float | None = None  # requests/s measured by request time, when known (else requests / duration)
-
-    @staticmethod
-    def snapshot(stats) -> dict:
-        """Locust's cumulative per-request stats now: {(method, name): (requests, failures, histogram)}."""
-        return {
-            (entry.method, entry.name): (entry.num_requests, entry.num_failures, dict(entry.response_times))
-            for entry in stats.entries.values()
-        }
-
-    @classmethod
-    def between(cls, before: dict, after: dict, duration: float) -> "Window":
-        window = cls(duration=duration)
-        for key, (requests, failures, times) in after.items():
-            old_requests, old_failures, old_times = before.get(key, (0, 0, {}))
-            window.requests[key] = requests - old_requests
-            window.failures[key] = failures - old_failures
-            diff = {ms: count - old_times.get(ms, 0) for ms, count in times.items()}
-            window.response_times[key] = {ms: count for ms, count in diff.items() if count > 0}
-        return window
 
     def select(self, objective: Objective) -> list:
         return [key for key in self.requests if objective.matches(*key)]
@@ -273,20 +263,6 @@ def requests_per_second(per_second: dict, start: float, end: float) -> float | N
     return sum(per_second.get(second, 0) for second in range(first, last)) / (last - first)
 
 
-def quantile_seconds(histogram: dict, quantile: float) -> float | None:
-    """The response time (seconds) at `quantile`, computed as Locust computes its percentiles."""
-    total = sum(histogram.values())
-    if total == 0:
-        return None
-    rank = int(total * quantile)
-    at_or_above = 0
-    for ms in sorted(histogram, reverse=True):
-        at_or_above += histogram[ms]
-        if total - at_or_above <= rank:
-            return ms / 1000.0
-    return 0.0
-
-
 def measure(objective: Objective, window: Window) -> tuple[float | None, int]:
     """The objective's metric over the window, and the number of requests it is based on."""
     keys = window.select(objective)
@@ -301,7 +277,7 @@ def measure(objective: Objective, window: Window) -> tuple[float | None, int]:
     for key in keys:
         for ms, count in window.response_times[key].items():
             merged[ms] = merged.get(ms, 0) + count
-    return quantile_seconds(merged, QUANTILES[objective.metric]), requests
+    return window.percentile(merged, sum(merged.values()), QUANTILES[objective.metric]) / 1000.0, requests
 
 
 def judge(objective: Objective, window: Window) -> Verdict:

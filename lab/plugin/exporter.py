@@ -10,8 +10,10 @@ significant digits: tens below 1 s, hundreds below 10 s, thousands above). Bucke
 values that rounding keeps as they are, so each bucket counts exactly the samples Locust counts
 at or below it and `histogram_quantile` agrees with Locust's own percentiles to within a bucket.
 
-Every series carries the run's id (lab.plugin.runs); a new run or a stats reset gives new series, and the
-old ones leave /metrics at once. Names and error texts beyond a bound fold into "other".
+Every series carries the run's id (lab.plugin.runs); a new run or a stats reset during a test gives new
+series, and the old ones leave /metrics at once. An ended run's request series are its frozen final
+figures until the next run starts: its counters never go down. Names and error texts beyond a bound
+fold into "other".
 
 A scrape must stay cheap with hundreds of names (~25 series a name): the request families are kept
 between scrapes as rows of rendered text, and a row is redone only when its Locust entries changed;
@@ -353,6 +355,12 @@ class Row:
         )
 
 
+def stats_of(runner, run):
+    """The stats to export: an ended run's frozen figures (its counters stay at their final values,
+    whatever happens to the live stats, e.g. a reset), else the runner's live stats."""
+    return run.figures.stats if run is not None and run.figures is not None else runner.stats
+
+
 class RequestTable:
     """The request rows of one run; a scrape rebuilds only the rows whose Locust entries changed.
 
@@ -482,7 +490,11 @@ class LocustCollector:
             self.names = Folder("name", self.max_names)
             self.errors = Folder("error", self.max_errors)
             self.table = RequestTable(run_id, self.bounds_ms, self.les)
-        return runner, run, self.table.update(fold_entries(runner.stats.entries.values(), self.names))
+        return (
+            runner,
+            run,
+            self.table.update(fold_entries(stats_of(runner, run).entries.values(), self.names)),
+        )
 
     def request_families(self, scrape: tuple) -> Iterator:
         _runner, run, rows = scrape
@@ -510,7 +522,7 @@ class LocustCollector:
             "locust_errors", "Failures by normalised error text", labels=["run_id", "method", "name", "error"]
         )
         for (method, name, text), count in fold_errors(
-            runner.stats.errors.values(), self.names, self.errors
+            stats_of(runner, run).errors.values(), self.names, self.errors
         ).items():
             errors.add_metric([run_id, method, name, text], count)
         folded = CounterMetricFamily(

@@ -4,16 +4,19 @@ A run starts at `test_start` and again when the stats are reset while a test is 
 button, or `--reset-stats` after ramp-up), because the exporter's counters restart from zero then.
 It gets the id `YYYYmmddTHHMMSSZ-<scenario>` and the folder `$LAB_RESULTS_DIR/<run_id>/`.
 
-`Run.state` goes `running` -> `ending` (test stopped, waiting for the workers' last stats reports)
--> `ended` (results written). The master merges each worker's stats a few seconds after the worker
-stopped its users, so results are written once every worker has reported after the stop (bounded by
-two report intervals), and once more at `quitting`, after the final reports a quit brings.
+`Run.state` goes `running` -> `ending` (test stopping, waiting for the workers' last stats reports)
+-> `ended`. A worker sends the requests of its last seconds in the first report after it stopped its
+users, up to one report interval later, so the run ends once: when every worker that was running has
+sent a report with no users left (bounded by STOP_REPORTS_TIMEOUT, logged when hit), the run's stats
+are frozen (`Figures`), its SLOs and capacity judged on them (lab.plugin.verdicts) and every results
+file written from them. An ended run is final: resets, a quit, another stop or a new run never touch
+its folder, and the exporter keeps serving its frozen figures until the next run starts.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
-import json
 import logging
 import os
 import re
@@ -21,12 +24,16 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypedDict
+from typing import Any, Protocol, TypedDict
+
+from lab.core.runrecord import RunRecord
 
 logger = logging.getLogger(__name__)
 
 RESULTS_DIR_ENV = "LAB_RESULTS_DIR"
 DEFAULT_SCENARIO = "custom"
+# Workers report every WORKER_REPORT_INTERVAL (3 s): two intervals and a second for a loaded machine.
+STOP_REPORTS_TIMEOUT = 7.0
 
 
 class Verdict(Protocol):
@@ -47,25 +54,33 @@ class Capacity(TypedDict, total=False):
     steps: list[dict]
 
 
-@dataclass
-class Run:
-    run_id: str
-    scenario: str
-    host: str
-    started_at: float
+@dataclass(frozen=True)
+class Figures:
+    """A run's figures frozen at its end: copies of the master's stats and exceptions that nothing
+    updates or resets any more. Verdicts, results files and the exporter read an ended run from here."""
+
+    stats: Any  # locust.stats.RequestStats
+    exceptions: dict
+    user_classes_count: dict
+    ended_at: float
+
+    @classmethod
+    def freeze(cls, runner, ended_at: float) -> Figures:
+        users = getattr(runner, "final_user_classes_count", None) or {}
+        return cls(copy.deepcopy(runner.stats), copy.deepcopy(runner.exceptions), dict(users), ended_at)
+
+
+@dataclass(kw_only=True)
+class Run(RunRecord):
+    """The run as the master keeps it: its record (run.json) and what it needs while it goes."""
+
     results_dir: Path
     state: str = "running"
     stage: str | None = None  # the load shape's current stage, set by lab.plugin.shapes
-    ended_at: float | None = None
-    parameters: dict = field(default_factory=dict)  # scenario parameters, set by lab.plugin.scenarios
-    workers_lost: list[dict] = field(default_factory=list)
     slo_verdicts: list[Verdict] = field(default_factory=list)
     capacity: Capacity | None = None
-
-    @property
-    def invalidated(self) -> bool:
-        """A run that lost a worker sent less load than asked, so its figures are not comparable."""
-        return bool(self.workers_lost)
+    figures: Figures | None = None  # set once, when the run ends
+    outcome: dict | None = None  # the final verdict and capacity (lab.plugin.verdicts), once ended
 
     def summary(self) -> dict:
         """What `GET /lab/run` returns, for `lab run` to follow a run."""
@@ -78,19 +93,8 @@ class Run:
             "state": self.state,
             "results_dir": str(self.results_dir),
             "invalidated": self.invalidated,
-        }
-
-    def record(self) -> dict:
-        """The content of run.json."""
-        return {
-            "run_id": self.run_id,
-            "scenario": self.scenario,
-            "host": self.host,
-            "start": self.started_at,
-            "end": self.ended_at,
-            "parameters": self.parameters,
-            "workers_lost": self.workers_lost,
-            "invalidated": self.invalidated,
+            "ended_at": self.ended_at if self.state == "ended" else None,
+            "outcome": self.outcome,
         }
 
 
@@ -146,23 +150,40 @@ def start_run(environment) -> Run:
 
 
 def write_run_json(run: Run) -> None:
-    path = run.results_dir / "run.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(run.record(), indent=2) + "\n")
-    tmp.replace(path)  # readers never see a half-written file
+    run.write(run.results_dir)
 
 
-def write_results(environment, run: Run) -> None:
-    """run.json, scenario.yaml, Locust's own CSVs and HTML report, from the stats as they are now."""
+class _FrozenView:
+    """The environment (or its runner) as Locust's CSV and HTML writers read it, with the run's frozen
+    stats and exceptions in place of the live ones."""
+
+    def __init__(self, target, **frozen) -> None:
+        self._target = target
+        self.__dict__.update(frozen)
+
+    def __getattr__(self, name):
+        return getattr(self._target, name)
+
+
+def write_results(environment, run: Run, figures: Figures) -> None:
+    """run.json, scenario.yaml, Locust's own CSVs and HTML report, from the run's frozen figures only."""
     from locust.html import get_html_report
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
+    runner = _FrozenView(
+        environment.runner,
+        stats=figures.stats,
+        exceptions=figures.exceptions,
+        final_user_classes_count=figures.user_classes_count,
+        state="stopped",
+    )
+    view = _FrozenView(environment, stats=figures.stats, runner=runner)
     write_run_json(run)
     if run.parameters:
         import yaml
 
         (run.results_dir / "scenario.yaml").write_text(yaml.safe_dump(run.parameters, sort_keys=False))
-    stats_csv = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    stats_csv = StatsCSV(view, PERCENTILES_TO_REPORT)
     for name, write in (
         ("locust_stats.csv", stats_csv.requests_csv),
         ("locust_failures.csv", stats_csv.failures_csv),
@@ -170,17 +191,21 @@ def write_results(environment, run: Run) -> None:
     ):
         with open(run.results_dir / name, "w", newline="") as f:
             write(csv.writer(f))
-    html = get_html_report(environment, show_download_link=False)
+    html = get_html_report(view, show_download_link=False)
     (run.results_dir / "locust_report.html").write_text(html, encoding="utf-8")
 
 
 def end_run(environment, run: Run) -> None:
-    """Write the final results once; later calls (settle greenlet, quitting) do nothing."""
+    """The end of a run, once: freeze its figures, judge them, write every results file from them."""
+    from lab.plugin import verdicts
+
     if run.state == "ended":
         return
     run.ended_at = run.ended_at or time.time()
-    write_results(environment, run)
-    run.state = "ended"
+    run.figures = Figures.freeze(environment.runner, run.ended_at)
+    run.state = "ended"  # from here on the exporter serves the frozen figures
+    run.outcome = verdicts.judge(environment, run, run.figures)
+    write_results(environment, run, run.figures)
     logger.info("lab: run %s ended, results in %s", run.run_id, run.results_dir)
 
 
@@ -201,8 +226,12 @@ class _Lifecycle:
 
     def __init__(self) -> None:
         self.environment = None
-        self.last_report: dict[str, float] = {}  # worker client id -> monotonic time of its last report
         self.worker_states: dict[str, str] = {}
+        # While a run is ending on a master: the workers it waits for, and those whose report after
+        # the stop (no users left, so every request they made is in it) has arrived.
+        self.stopping: set[str] = set()
+        self.reported: set[str] = set()
+        self.settling = None  # the greenlet that ends the run once the reports are in
 
     def on_init(self, environment, runner=None, web_ui=None, **_kw) -> None:
         if not (_is_master(runner) or _is_local(runner)):
@@ -210,6 +239,9 @@ class _Lifecycle:
         import gevent
 
         self.environment = environment
+        # Added after the runner's own listener, so that (quitting fires in reverse) the run ends
+        # while the master still receives the workers' reports, and before Locust fixes the exit code.
+        environment.events.quitting.add_listener(self.on_quitting)
         if web_ui is not None:
             self.add_route(web_ui)
         if _is_master(runner):
@@ -233,7 +265,8 @@ class _Lifecycle:
             start_run(environment)
 
     def on_reset(self) -> None:
-        """Stats are about to be reset: end the run with the stats it had, and start a fresh one."""
+        """Stats are about to be reset: end the run with the stats it had, and start a fresh one.
+        A reset after the run ended changes nothing: its figures are frozen."""
         environment = self.environment
         run = current(environment) if environment is not None else None
         if run is None or run.state != "running":
@@ -247,12 +280,25 @@ class _Lifecycle:
         if self.environment is not None and self.environment.reset_stats:
             self.on_reset()
 
-    def on_worker_report(self, client_id: str, **_kw) -> None:
-        self.last_report[client_id] = time.monotonic()
+    def on_test_stopping(self, environment, **_kw) -> None:
+        """Before the master tells the workers to stop: note which workers the run waits for."""
+        from locust.runners import STATE_MISSING
+
+        run = current(environment) if environment is self.environment else None
+        if run is None or run.state != "running":
+            return
+        run.state = "ending"
+        if _is_master(environment.runner):
+            self.stopping = {c.id for c in environment.runner.clients.values() if c.state != STATE_MISSING}
+            self.reported = set()
+
+    def on_worker_report(self, client_id: str, data: dict, **_kw) -> None:
+        if data.get("user_count") == 0:
+            self.reported.add(client_id)
 
     def on_test_stop(self, environment, **_kw) -> None:
         run = current(environment) if environment is self.environment else None
-        if run is None or run.state != "running":
+        if run is None or run.state == "ended":
             return
         run.ended_at = time.time()
         if not _is_master(environment.runner):
@@ -261,32 +307,42 @@ class _Lifecycle:
         import gevent
 
         run.state = "ending"
-        write_results(environment, run)  # something on disk now, even if the process dies
-        gevent.spawn(self.settle, environment, run, time.monotonic())
+        self.settling = gevent.spawn(self.settle, environment, run)
 
-    def settle(self, environment, run: Run, stopped_at: float) -> None:
-        """Wait until each connected worker reported after the stop (it sends its last stats then)."""
+    def settle(self, environment, run: Run) -> None:
+        """End the run when every worker that was running has reported after the stop."""
         import gevent
-        from locust.runners import STATE_MISSING, WORKER_REPORT_INTERVAL
 
-        deadline = stopped_at + 2 * WORKER_REPORT_INTERVAL + 1
-        while time.monotonic() < deadline:
-            waiting = [
-                c.id
-                for c in environment.runner.clients.values()
-                if c.state != STATE_MISSING and self.last_report.get(c.id, 0) <= stopped_at
-            ]
-            if not waiting:
+        deadline = time.monotonic() + STOP_REPORTS_TIMEOUT
+        runner = environment.runner
+        while self.stopping - self.reported:
+            if not len(runner.greenlet):  # the master has quit: no report can arrive any more
                 break
-            gevent.sleep(0.2)
+            if time.monotonic() >= deadline:
+                break
+            gevent.sleep(0.1)
+        missing = self.stopping - self.reported
+        if missing:
+            logger.warning(
+                "lab: run %s ends without the final stats report of %d worker(s) (%s): their last "
+                "seconds of requests are not in its results",
+                run.run_id,
+                len(missing),
+                ", ".join(sorted(missing)),
+            )
         if current(environment) is run:
             end_run(environment, run)
 
     def on_quitting(self, environment, **_kw) -> None:
+        """A quit (SIGTERM, Ctrl-C, the end of a headless run) ends a running run as a stop would."""
         run = current(environment) if environment is self.environment else None
-        if run is not None and run.state != "running":
-            run.state = "ending"  # the quit brought the workers' final reports: write again
-            end_run(environment, run)
+        if run is None or run.state == "ended":
+            return
+        if run.state == "running":
+            environment.runner.stop()  # fires test_stopping and test_stop: the run is ending
+        if self.settling is not None:
+            self.settling.join()
+        end_run(environment, run)  # a local runner, or a master whose test never stopped
 
     def watch_workers(self, environment) -> None:
         """Record workers that stop sending heartbeats while a run is going (Locust has no event for it)."""
@@ -325,5 +381,5 @@ def register(events) -> None:
     events.test_stop.add_listener(lifecycle.on_test_stop)
     events.reset_stats.add_listener(lifecycle.on_reset)
     events.spawning_complete.add_listener(lifecycle.on_spawning_complete)
+    events.test_stopping.add_listener(lifecycle.on_test_stopping)
     events.worker_report.add_listener(lifecycle.on_worker_report)
-    events.quitting.add_listener(lifecycle.on_quitting)

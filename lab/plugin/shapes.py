@@ -163,7 +163,7 @@ class Capacity(ScenarioShape):
     def tick(self):
         if self.plan is None:
             return None
-        from lab.core.slo import Window
+        from lab.plugin.verdicts import snapshot
 
         environment = self.runner.environment
         now = time.time()
@@ -171,9 +171,9 @@ class Capacity(ScenarioShape):
         m = self._measuring
         if m is not None:
             if m.before is None and now >= m.steady_at + self.lag:
-                m.before, m.before_at = Window.snapshot(environment.stats), now
+                m.before, m.before_at = snapshot(environment.stats), now
             if m.ended_at is None and (tick is None or tick.step != m.step):
-                m.after, m.ended_at = Window.snapshot(environment.stats), now
+                m.after, m.ended_at = snapshot(environment.stats), now
                 if m.before is None:  # a steady part shorter than the lag: an empty window
                     m.before, m.before_at = m.after, now
             starts_next = tick is not None and tick.stage == "steady" and tick.step != m.step
@@ -195,9 +195,10 @@ class Capacity(ScenarioShape):
         return self._last
 
     def _judge(self, environment, m: _Measurement) -> str:
-        from lab.core.slo import Window, requests_per_second
+        from lab.core.slo import requests_per_second
+        from lab.plugin.verdicts import window_between
 
-        window = Window.between(m.before, m.after, m.ended_at - m.before_at)
+        window = window_between(m.before, m.after, m.ended_at - m.before_at)
         window.rate = requests_per_second(environment.stats.total.num_reqs_per_sec, m.steady_at, m.ended_at)
         decision = self.search.judge(m.users, window, m.steady_at, m.ended_at)
         step = self.search.steps[-1]

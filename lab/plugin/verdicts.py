@@ -1,9 +1,9 @@
-"""At the end of a test: judge the SLOs, log the verdicts, hand them to the Run (the exporter reads
-them from there), write slo.json and capacity.json, and fail headless runs whose objectives failed."""
+"""The SLO verdict of a run, judged once on its frozen figures when it ends (lab.plugin.runs calls
+`judge`): log the verdicts, hand them to the Run (the exporter reads them from there), write slo.json
+and capacity.json, and fail headless runs whose objectives failed."""
 
 import json
 import logging
-import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -53,34 +53,49 @@ def _on_init(environment, **_kwargs) -> None:
         sys.exit(1)
 
 
-def _on_test_stop(environment, **_kwargs) -> None:
-    from locust.runners import WorkerRunner
+def snapshot(stats) -> dict:
+    """Locust's cumulative per-request stats now: {(method, name): (requests, failures, histogram)}."""
+    return {
+        (entry.method, entry.name): (entry.num_requests, entry.num_failures, dict(entry.response_times))
+        for entry in stats.entries.values()
+    }
 
+
+def window_between(before: dict, after: dict, duration: float):
+    """The lab.core.slo.Window of what happened between two snapshots, with Locust's percentiles."""
+    from locust.stats import calculate_response_time_percentile, diff_response_time_dicts
+
+    from lab.core.slo import Window
+
+    window = Window(duration=duration, percentile=calculate_response_time_percentile)
+    for key, (requests, failures, times) in after.items():
+        old_requests, old_failures, old_times = before.get(key, (0, 0, {}))
+        window.requests[key] = requests - old_requests
+        window.failures[key] = failures - old_failures
+        window.response_times[key] = diff_response_time_dicts(times, old_times)
+    return window
+
+
+def judge(environment, run, figures) -> dict | None:
+    """Judge a run's SLOs (and take its capacity) on its frozen figures, write slo.json and
+    capacity.json, and fail a headless run whose objectives failed. Called once, by lab.plugin.runs
+    at the end of the run; returns the outcome `GET /lab/run` serves (None without the SLO options)."""
     from lab.core import slo
-    from lab.plugin import runs
-
-    if isinstance(environment.runner, WorkerRunner):
-        return
     from lab.core.yamlconf import ConfigError
 
-    run = runs.current(environment)
+    options = environment.parsed_options
+    if options is None or not hasattr(options, "slo_file"):
+        return None  # the verdicts part of the plugin is not loaded
+    headless = bool(getattr(options, "headless", False))
+    results_dir = Path(run.results_dir)
     try:
-        objectives = slo.objectives_of(environment.parsed_options) if environment.parsed_options else []
+        objectives = slo.objectives_of(options)
     except ConfigError as exc:  # e.g. overrides sent with the web UI form: no verdict without objectives
         logger.error("SLO not judged: %s", exc)
         environment.process_exit_code = 1
-        if run is not None:
-            _write_json(
-                Path(run.results_dir) / "slo.json",
-                {
-                    "run_id": run.run_id,
-                    "scenario": run.scenario,
-                    "passed": False,
-                    "failed": [],
-                    "error": str(exc),
-                },
-            )
-        return
+        outcome = {"passed": False, "failed": [], "error": str(exc)}
+        _write_json(results_dir / "slo.json", {"run_id": run.run_id, "scenario": run.scenario, **outcome})
+        return outcome
     search = getattr(environment.shape_class, "search", None)
     capacity = None
     if search is not None and search.steps:
@@ -89,37 +104,29 @@ def _on_test_stop(environment, **_kwargs) -> None:
         capacity = {**search.to_dict(), "reason": search.reason or "stopped"}
         window = search.capacity_window or search.windows[0]
     else:
-        started = getattr(run, "started_at", None) or environment.stats.total.start_time
-        window = slo.Window.between({}, slo.Window.snapshot(environment.stats), time.time() - started)
+        window = window_between({}, snapshot(figures.stats), figures.ended_at - run.started_at)
     verdicts = slo.evaluate(objectives, window)
     for verdict in verdicts:
         logger.info("SLO %s", verdict.describe())
     failed = [v.objective for v in verdicts if v.passed is False]
     if failed:
         logger.error("SLO failed: %s", ", ".join(failed))
-        if environment.parsed_options and environment.parsed_options.headless:
+        if headless:
             environment.process_exit_code = 1
-    if run is None:
-        return
     run.slo_verdicts = [v for v in verdicts if v.passed is not None]
-    results_dir = Path(run.results_dir)
-    _write_json(
-        results_dir / "slo.json",
-        {
-            "run_id": run.run_id,
-            "scenario": run.scenario,
-            "passed": not failed,
-            "failed": failed,
-            "window": window.describe(),
-            "objectives": [v.to_dict() for v in verdicts],
-        },
-    )
+    outcome = {
+        "passed": not failed,
+        "failed": failed,
+        "window": window.describe(),
+        "objectives": [v.to_dict() for v in verdicts],
+    }
+    _write_json(results_dir / "slo.json", {"run_id": run.run_id, "scenario": run.scenario, **outcome})
     if capacity is not None:
         run.capacity = capacity
         _write_json(results_dir / "capacity.json", {"run_id": run.run_id, **capacity})
+    return {**outcome, "capacity": capacity}
 
 
 def register(events) -> None:
     events.init_command_line_parser.add_listener(_add_arguments)
     events.init.add_listener(_on_init)
-    events.test_stop.add_listener(_on_test_stop)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lab.core.errors import LabError
 from lab.core.prometheus import Prometheus, label_value
+from lab.core.runrecord import RunRecord
 from lab.report import analysis
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -35,22 +36,6 @@ SOAK_DEFAULTS = {
     "max_api_memory_slope_bytes_per_hour": 50 * 2**20,
     "max_locust_memory_slope_bytes_per_hour": 50 * 2**20,
 }
-
-
-@dataclasses.dataclass
-class Run:
-    run_id: str
-    scenario: str
-    host: str
-    started_at: float
-    ended_at: float | None
-    workers_lost: list
-    folder: Path
-
-    @property
-    def end(self) -> float:
-        """The end of the window to read: the recorded end, or now for a run still going."""
-        return self.ended_at if self.ended_at is not None else time.time()
 
 
 def register(subparsers) -> None:
@@ -111,32 +96,20 @@ def main(args) -> int:
     return 0
 
 
-def load_run(results: Path, run_id: str | None) -> Run:
+def load_run(results: Path, run_id: str | None) -> RunRecord:
     """The run's identity from results/<run_id>/run.json; the latest run when no id is given."""
     if run_id is None:
         runs = sorted(p.parent.name for p in results.glob("*/run.json"))
         if not runs:
             raise LabError(f"no runs in {results}/: start one with `lab run SCENARIO` or pass --results DIR")
         run_id = runs[-1]
-    path = results / run_id / "run.json"
-    if not path.is_file():
-        raise LabError(f"unknown run id {run_id!r}: no {path}; `ls {results}` lists the runs")
-    try:
-        data = json.loads(path.read_text())
-        return Run(
-            run_id=data["run_id"],
-            scenario=data.get("scenario") or "",
-            host=data.get("host") or "",
-            started_at=float(data["start"]),
-            ended_at=None if data.get("end") is None else float(data["end"]),
-            workers_lost=list(data.get("workers_lost") or []),
-            folder=path.parent,
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LabError(f"{path} is not a valid run record ({type(exc).__name__}: {exc})") from None
+    folder = results / run_id
+    if not (folder / "run.json").is_file():
+        raise LabError(f"unknown run id {run_id!r}: no {folder / 'run.json'}; `lab runs` lists the runs")
+    return RunRecord.read(folder)
 
 
-def read_extras(run: Run) -> dict:
+def read_extras(run: RunRecord) -> dict:
     """slo.json and capacity.json of the run, when lab.plugin.verdicts wrote them."""
     extras = {}
     for name in ("slo", "capacity"):
@@ -178,7 +151,7 @@ def rate_window(duration: float) -> float:
     return max(30.0, 2 * range_step(duration))
 
 
-def queries(run: Run) -> dict[str, tuple[str, str]]:
+def queries(run: RunRecord) -> dict[str, tuple[str, str]]:
     """name -> (kind, PromQL); kind "final" is an instant query at the run's end, "range" a range query."""
     sel = "{run_id=" + label_value(run.run_id) + "}"
     whole = f"[{int(run.end - run.started_at + 2 * END_SLACK_SECONDS)}s]"
@@ -209,7 +182,7 @@ def queries(run: Run) -> dict[str, tuple[str, str]]:
     return {**{k: ("final", q) for k, q in final.items()}, **{k: ("range", q) for k, q in over_time.items()}}
 
 
-def fetch(prom: Prometheus, run: Run, kinds: tuple[str, ...] = ("final", "range")) -> dict[str, list]:
+def fetch(prom: Prometheus, run: RunRecord, kinds: tuple[str, ...] = ("final", "range")) -> dict[str, list]:
     """The raw `result` of every query of the given kinds in `queries`, keyed by name."""
     step = range_step(run.end - run.started_at)
     results = {}
@@ -234,7 +207,7 @@ def endpoint_key(metric: dict) -> str:
     return f"{metric.get('method', '')} {metric.get('name', '')}".strip()
 
 
-def run_figures(run: Run, data: dict[str, list]) -> dict:
+def run_figures(run: RunRecord, data: dict[str, list]) -> dict:
     """Whole-run figures from the "final" queries: {"overall": {...}, "GET /items": {...}, ...}."""
     requests = {endpoint_key(s["metric"]): float(s["value"][1]) for s in data["requests"]}
     if not requests or sum(requests.values()) == 0:
@@ -269,7 +242,7 @@ def run_figures(run: Run, data: dict[str, list]) -> dict:
     }
 
 
-def build(run: Run, data: dict[str, list], extras: dict, thresholds: dict) -> dict:
+def build(run: RunRecord, data: dict[str, list], extras: dict, thresholds: dict) -> dict:
     """The report's figures (what report.json holds) plus the time series the plots need."""
     endpoints = run_figures(run, data)
     overall = endpoints.pop("overall")

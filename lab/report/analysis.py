@@ -8,6 +8,8 @@ figure in the report matches what the same PromQL would show in Grafana.
 import math
 from collections.abc import Iterable, Mapping
 
+from lab.core.capacity import is_knee
+
 INF = math.inf
 
 
@@ -144,16 +146,12 @@ def window_quantiles(
 
 
 def find_knee(steps: list[Mapping], min_growth: float) -> int | None:
-    """Index of the knee: the last step before the first one whose added users bring less than
-    `min_growth` of the requests/s they would at the previous step's rate per user (the capacity
-    search's rule, lab.core.capacity). None while throughput still scales."""
+    """Index of the knee: the last step before the first one that meets the capacity search's knee
+    rule (lab.core.capacity.is_knee). None while throughput still scales."""
     ordered = sorted(range(len(steps)), key=lambda i: steps[i]["users"])
     for here, after in zip(ordered, ordered[1:], strict=False):
-        users, rps = steps[here]["users"], steps[here]["requests_per_second"]
-        added = steps[after]["users"] - users
-        if added <= 0 or users <= 0 or rps <= 0:
-            continue
-        if steps[after]["requests_per_second"] - rps < min_growth * added * rps / users:
+        a, b = steps[here], steps[after]
+        if is_knee(a["users"], a["requests_per_second"], b["users"], b["requests_per_second"], min_growth):
             return here
     return None
 

@@ -39,7 +39,15 @@ def target():
 class Locust:
     """A Locust master (or local runner) with web UI and exporter, plus worker processes."""
 
-    def __init__(self, workdir: Path, host: str, user_class: str, workers: int, extra: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        workdir: Path,
+        host: str,
+        user_class: str,
+        workers: int,
+        extra: tuple[str, ...] = (),
+        locustfile: Path = LOCUSTFILE,
+    ):
         self.workdir = workdir
         self.results = workdir / "results"
         self.web = f"http://127.0.0.1:{free_port()}"
@@ -47,7 +55,7 @@ class Locust:
         self.metrics_url = f"http://127.0.0.1:{self.exporter_port}/metrics"
         self.env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(self.results)}
         master_port = free_port()
-        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+        common = [sys.executable, "-m", "locust", "-f", str(locustfile)]
         role = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]
         master = [
             *common,

@@ -5,6 +5,7 @@ import pytest
 
 from lab.core import slo
 from lab.core.capacity import BREACH, CONTINUE, KNEE, MAX_USERS, CapacitySearch
+from lab.plugin.verdicts import window_between
 
 OBJECTIVES = [
     slo.Objective("p95", "latency_p95", ("*",), "max", 0.25),
@@ -19,7 +20,7 @@ def window(rps: float, p95_ms: int, failures: int = 0) -> slo.Window:
     total = round(rps * STEP_SECONDS)
     slow = total // 20
     histogram = {10: total - slow, p95_ms: slow} if p95_ms != 10 else {10: total}
-    return slo.Window.between({}, {("GET", "/x"): (total, failures, histogram)}, STEP_SECONDS)
+    return window_between({}, {("GET", "/x"): (total, failures, histogram)}, STEP_SECONDS)
 
 
 def search(steps: list[tuple[int, slo.Window]]) -> tuple[CapacitySearch, list[str]]:
@@ -87,7 +88,7 @@ def test_a_first_step_that_breaches_has_no_capacity():
 
 
 def test_throughput_floors_and_steps_without_data_do_not_stop_the_search():
-    empty = slo.Window(duration=STEP_SECONDS)
+    empty = window_between({}, {}, STEP_SECONDS)
     result, decisions = search([(10, empty), (20, window(40, 60))])
     assert decisions == [CONTINUE, CONTINUE]  # no requests yet: nothing breached, no rate to compare
     assert {v.objective for v in result.steps[1].verdicts} == {"p95", "errors"}

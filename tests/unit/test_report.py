@@ -16,6 +16,7 @@ import pytest
 from lab import report
 from lab.core.errors import LabError
 from lab.core.prometheus import Prometheus, label_value
+from lab.core.runrecord import RunRecord
 from lab.report import html as report_html
 from lab.report import plots as report_plots
 
@@ -82,7 +83,14 @@ def responses(scale=1.0):
 
 
 def make_run(folder, scenario="baseline", run_id=RUN_ID):
-    return report.Run(run_id, scenario, "http://api:8000", START, END, [], folder)
+    return RunRecord(
+        run_id=run_id,
+        scenario=scenario,
+        host="http://api:8000",
+        started_at=START,
+        ended_at=END,
+        folder=folder,
+    )
 
 
 THRESHOLDS = {"objectives": [], "soak": dict(report.SOAK_DEFAULTS), "source": "built-in defaults"}

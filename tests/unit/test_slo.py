@@ -6,6 +6,8 @@ import pytest
 
 from lab.core import slo, yamlconf
 from lab.core.yamlconf import ConfigError
+from lab.plugin import verdicts
+from lab.plugin.verdicts import window_between
 
 SHIPPED = Path(__file__).resolve().parents[2] / "locust" / "slo.yaml"
 
@@ -112,12 +114,19 @@ def test_request_patterns_match_names_and_methods():
     assert not objective.matches("GET", "/api/v1/auth/me")
 
 
-def test_quantiles_follow_locusts_method():
-    # Locust's calculate_response_time_percentile: the largest time with at most rank requests below it.
-    histogram = {5: 50, 12: 30, 40: 15, 900: 4, 3000: 1}
-    quantiles = [slo.quantile_seconds(histogram, q) for q in (0.5, 0.8, 0.9, 0.95, 0.99)]
-    assert quantiles == [0.012, 0.04, 0.04, 0.9, 3.0]
-    assert slo.quantile_seconds({}, 0.95) is None
+def test_window_percentiles_are_locusts_own():
+    # A run's whole window gives the percentiles Locust itself reports for the same requests.
+    from locust.stats import RequestStats
+
+    stats = RequestStats()
+    for ms, count in {5: 50, 12: 30, 40: 15, 900: 4, 3000: 1}.items():
+        for _ in range(count):
+            stats.log_request("GET", "/a", ms, 0)
+    window = window_between({}, verdicts.snapshot(stats), 10.0)
+    entry = stats.get("/a", "GET")
+    for metric, q in slo.QUANTILES.items():
+        objective = slo.Objective(metric, metric, ("*",), "max", 1.0)
+        assert slo.measure(objective, window) == (entry.get_response_time_percentile(q) / 1000, 100)
 
 
 def snapshot(**entries):
@@ -128,7 +137,7 @@ def snapshot(**entries):
 def test_a_window_is_the_difference_of_two_snapshots():
     before = snapshot(a=(10, 1, {10: 10}))
     after = snapshot(a=(30, 2, {10: 15, 200: 15}), b=(5, 0, {50: 5}))
-    window = slo.Window.between(before, after, 10.0)
+    window = window_between(before, after, 10.0)
     assert window.requests == {("GET", "/a"): 20, ("GET", "/b"): 5}
     assert window.failures[("GET", "/a")] == 1
     assert window.response_times[("GET", "/a")] == {10: 5, 200: 15}
@@ -141,7 +150,7 @@ def test_a_window_is_the_difference_of_two_snapshots():
 
 
 def test_verdicts_pass_fail_and_no_data():
-    window = slo.Window.between({}, snapshot(a=(100, 3, {10: 90, 400: 10}), b=(100, 0, {20: 100})), 20.0)
+    window = window_between({}, snapshot(a=(100, 3, {10: 90, 400: 10}), b=(100, 0, {20: 100})), 20.0)
     objectives = parse(
         """
 objectives:
@@ -168,7 +177,7 @@ def test_requests_per_second_counts_whole_seconds_by_request_time():
     per_second = {99: 50, 100: 10, 101: 20, 102: 30, 103: 1000}
     assert slo.requests_per_second(per_second, 99.5, 103.0) == 20.0  # seconds 100, 101, 102
     assert slo.requests_per_second(per_second, 100.0, 100.9) is None
-    window = slo.Window.between({}, snapshot(a=(100, 0, {10: 100})), 10.0)
+    window = window_between({}, snapshot(a=(100, 0, {10: 100})), 10.0)
     assert window.describe()["requests_per_second"] == 10.0
     window.rate = 12.5
     assert window.describe()["requests_per_second"] == 12.5

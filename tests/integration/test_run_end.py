@@ -1,0 +1,193 @@
+"""The run ends once (lab.plugin.runs): a real Locust master with two real workers, or a local runner,
+against a loopback server. Every results file holds the same figures as Locust's own CSV, to the
+request, and nothing rewrites a run that has ended."""
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration import test_exporter_cluster
+from tests.integration.test_exporter_cluster import REPO, Locust, read_stats_csv
+from tests.support.local_services import free_port, wait_until
+
+HERE = Path(__file__).parent
+target = test_exporter_cluster.target  # the loopback server fixture
+LOCUSTFILE = HERE / "run_end_locustfile.py"
+PLUGIN_FILES = ("--scenarios-file", str(REPO / "locust/scenarios.yaml"), "--slo-file", "slo.yaml")
+SLO = """\
+objectives:
+  errors:
+    metric: error_ratio
+    max: 0.5
+  items-p95:
+    metric: latency_p95
+    requests: "GET /items/*"
+    max: {items_p95}
+  home-p50:
+    metric: latency_p50
+    requests: "GET /"
+    max: 10s
+"""
+
+
+def start(tmp_path, target, user_class="Shopper", workers=2, items_p95="10s") -> Locust:
+    (tmp_path / "slo.yaml").write_text(SLO.format(items_p95=items_p95))
+    locust = Locust(tmp_path, target, user_class, workers, PLUGIN_FILES, LOCUSTFILE)
+    wait_until(lambda: locust.value("locust_workers", state="ready") == workers or not workers, 30, 0.2)
+    return locust
+
+
+def aggregated(path: Path) -> dict:
+    with open(path, newline="") as f:
+        return next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
+
+
+def html_counts(path: Path) -> dict[tuple[str, str], int]:
+    """Request counts per (method, name) in Locust's HTML report (its embedded statistics)."""
+    text = path.read_text()
+    start = text.index('"requests_statistics": ') + len('"requests_statistics": ')
+    rows, _ = json.JSONDecoder().raw_decode(text[start:])
+    return {(row["method"] or "", row["name"]): row["num_requests"] for row in rows}
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_every_results_file_agrees_with_locusts_csv_with_two_workers(tmp_path, target):
+    locust = start(tmp_path, target)
+    try:
+        locust.swarm(16)
+        run_id = wait_until(lambda: (r := locust.run())["state"] == "running" and r, 30, 0.2)["run_id"]
+        wait_until(
+            lambda: locust.value("locust_requests_total", run_id=run_id) >= 600, 40, 0.2, "600 requests"
+        )
+        requests.post(f"{locust.web}/stop", timeout=5).raise_for_status()
+        # When the master's runner has stopped, the workers' last reports are still on their way.
+        wait_until(
+            lambda: requests.get(f"{locust.web}/stats/requests", timeout=5).json()["state"] == "stopped", 30
+        )
+        at_stop = locust.value("locust_requests_total", run_id=run_id)
+        run = wait_until(lambda: (r := locust.run())["state"] == "ended" and r, 30, 0.2, "run ended")
+        samples = locust.scrape()
+    finally:
+        locust.stop()
+    folder = Path(run["results_dir"])
+    stats = read_stats_csv(folder / "locust_stats.csv")
+    total = int(aggregated(folder / "locust_stats.csv")["Request Count"])
+    failures = int(aggregated(folder / "locust_stats.csv")["Failure Count"])
+    counts = {key: int(row["Request Count"]) for key, row in stats.items()}
+    assert sum(counts.values()) == total > at_stop, "the workers' last reports carried no requests"
+
+    slo = json.loads((folder / "slo.json").read_text())
+    assert slo["window"]["requests"] == total and slo["window"]["failures"] == failures
+    by_objective = {o["objective"]: o["requests"] for o in slo["objectives"]}
+    assert by_objective == {
+        "errors": total,
+        "items-p95": counts[("GET", "/items/[id]")],
+        "home-p50": counts[("GET", "/")],
+    }
+    assert run["outcome"]["window"] == slo["window"] and run["outcome"]["passed"] is True
+    assert html_counts(folder / "locust_report.html") == {**counts, ("", "Aggregated"): total}
+    exported = {
+        (lab["method"], lab["name"]): v
+        for lab, v in samples["locust_requests_total"]
+        if lab["run_id"] == run_id
+    }
+    assert exported == counts
+    failures_csv = list(csv.DictReader(open(folder / "locust_failures.csv", newline="")))
+    assert sum(int(row["Occurrences"]) for row in failures_csv) == failures
+    record = json.loads((folder / "run.json").read_text())
+    assert record["run_id"] == run_id and record["end"] == run["ended_at"]
+    assert "without the final stats report" not in (tmp_path / "master.log").read_text()
+
+
+def test_a_reset_a_second_stop_and_a_quit_after_the_end_change_nothing(tmp_path, target):
+    """The issue's reproduction: a short run, POST /stats/reset after it stopped, then SIGTERM."""
+    locust = start(tmp_path, target, workers=0)
+    try:
+        locust.swarm(4)
+        run_id = wait_until(lambda: (r := locust.run())["state"] == "running" and r, 30, 0.2)["run_id"]
+        wait_until(
+            lambda: locust.value("locust_requests_total", run_id=run_id) >= 100, 40, 0.2, "100 requests"
+        )
+        run = locust.stop_test()
+        folder = Path(run["results_dir"])
+        files = folder_digest(folder)
+        final = {
+            name: {tuple(sorted(lab.items())): v for lab, v in series}
+            for name, series in locust.scrape().items()
+            if name.startswith(("locust_request", "locust_errors"))
+        }
+        assert (
+            sum(final["locust_requests_total"].values())
+            == int(aggregated(folder / "locust_stats.csv")["Request Count"])
+            > 0
+        )
+
+        requests.post(f"{locust.web}/stats/reset", timeout=5).raise_for_status()
+        assert (
+            requests.get(f"{locust.web}/stats/requests", timeout=5).json()["stats"][-1]["num_requests"] == 0
+        )
+        requests.post(f"{locust.web}/stop", timeout=5).raise_for_status()
+        after_reset = locust.scrape()
+        for name, series in final.items():
+            assert {tuple(sorted(lab.items())): v for lab, v in after_reset[name]} == series, name
+        assert locust.run()["run_id"] == run_id
+        locust.master.send_signal(signal.SIGTERM)
+        locust.master.wait(timeout=30)
+    finally:
+        locust.stop()
+    assert folder_digest(folder) == files
+    assert [p.name for p in locust.results.iterdir()] == [run_id]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_headless_run_stopped_by_sigterm_exits_1_when_an_objective_failed(tmp_path, target, workers):
+    """Locust fixes its exit code at quitting: the run must be judged on its final figures before that."""
+    (tmp_path / "slo.yaml").write_text(SLO.format(items_p95="1ms"))  # requests take 5 ms
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(tmp_path / "results")}
+    master_port = free_port()
+    common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    master = subprocess.Popen(
+        [
+            *common, "--headless", "-u", "6", "-r", "6", "-t", "120s", "--host", target,
+            *(("--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
+               "--master-bind-port", str(master_port)) if workers else ()),
+            "--exporter-port", "0", "--json-file", str(tmp_path / "own"), *PLUGIN_FILES, "Reader",
+        ],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "master.log", "wb"),  # noqa: SIM115
+    )  # fmt: skip
+    worker = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
+    workers = [
+        subprocess.Popen(worker, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(workers)
+    ]
+    try:
+        wait_until(lambda: any((tmp_path / "results").iterdir()), 60, 0.2, "the run started")
+        time.sleep(4)
+        master.send_signal(signal.SIGTERM)
+        code = master.wait(timeout=60)
+        for process in workers:
+            process.wait(timeout=30)
+    finally:
+        for process in [*workers, master]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert code == 1, (tmp_path / "master.log").read_text()[-3000:]
+    (folder,) = (tmp_path / "results").iterdir()
+    slo = json.loads((folder / "slo.json").read_text())
+    assert slo["failed"] == ["items-p95"]
+    total = int(aggregated(folder / "locust_stats.csv")["Request Count"])
+    own = json.loads((tmp_path / "own.json").read_text())
+    assert slo["window"]["requests"] == total == sum(e["num_requests"] for e in own) > 0
