@@ -1,9 +1,8 @@
 """`lab run SCENARIO`: start a scenario on the running stack through the Locust master's HTTP API,
-show its progress until it ends, then print the SLO verdict (and the capacity found) from the run's
-results. Exit 0 when every objective passed, 1 when one failed, 130 after Ctrl-C (the test is
-stopped first)."""
+show its progress until it ends, then print the SLO verdict (and the capacity found) the master
+serves for the ended run (`GET /lab/run`): only HTTP, so the master may be on another machine.
+Exit 0 when every objective passed, 1 when one failed, 130 after Ctrl-C (the test is stopped first)."""
 
-import json
 import os
 import sys
 import time
@@ -13,7 +12,7 @@ from lab.core.errors import LabError
 
 POLL_SECONDS = 2.0
 START_TIMEOUT_SECONDS = 30.0  # the master starts a run within a tick of the shape (1 s)
-RESULTS_TIMEOUT_SECONDS = 30.0  # slo.json is written when the test stops
+STOP_TIMEOUT_SECONDS = 60.0  # Ctrl-C: how long to keep pressing Stop
 
 
 def register(subparsers) -> None:
@@ -87,17 +86,14 @@ def slo_overrides(args) -> str:
     return text
 
 
-def locations() -> tuple[str, Path]:
-    """The master's web UI URL and the results folder: LOCUST_URL and LAB_RESULTS_DIR, else the lab's settings."""
+def master_url() -> str:
+    """The master's web UI URL: LOCUST_URL, else the lab's settings."""
     url = os.environ.get("LOCUST_URL")
-    results = os.environ.get("LAB_RESULTS_DIR")
-    if url is None or results is None:
+    if url is None:
         from lab.core.config import Lab
 
-        lab = Lab.from_environment()
-        url = url or lab.url("LOCUST_WEB_PORT", "8089")
-        results = results or str(lab.results_dir())
-    return url.rstrip("/"), Path(results)
+        url = Lab.from_environment().url("LOCUST_WEB_PORT", "8089")
+    return url.rstrip("/")
 
 
 class Master:
@@ -161,13 +157,26 @@ class Master:
     def stop(self) -> None:
         self.call("POST", "/stop")
 
+    def stop_until_stopped(self) -> None:
+        """Press Stop until the runner is stopped: a worker that (re)joins while the master stops
+        can leave it running with no users, and one Stop is then not enough."""
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            self.stop()
+            time.sleep(1.0)
+            if self.stats().get("state") in ("stopped", "ready"):
+                return
+        raise LabError(
+            f"the test on {self.url} did not stop within {STOP_TIMEOUT_SECONDS:.0f} s: stop it in the web UI"
+        )
+
 
 def run(args) -> int:
     from lab.plugin.scenarios import shape_class_name
 
     params = overrides(args)
     thresholds = slo_overrides(args)
-    url, results_root = locations()
+    url = master_url()
     master = Master(url)
     state = master.stats().get("state")
     if state in ("spawning", "running"):
@@ -185,12 +194,12 @@ def run(args) -> int:
     try:
         current = wait_for_new_run(master, previous)
         print(f"run {current['run_id']}: {args.scenario} on {current['host']}; Ctrl-C stops it")
-        follow(master, current)
+        ended = follow(master, current)
     except KeyboardInterrupt:
-        master.stop()
+        master.stop_until_stopped()
         print("\nlab: stopped the test", file=sys.stderr)
         return 130
-    return verdict(results_root / current["run_id"])
+    return verdict(ended)
 
 
 def wait_for_new_run(master: Master, previous: dict | None) -> dict:
@@ -218,44 +227,42 @@ def progress_line(run: dict, stats: dict) -> str:
     )
 
 
-def follow(master: Master, run: dict) -> None:
-    """Print progress until the run has ended (the master stopped it and wrote its verdict)."""
+def follow(master: Master, run: dict) -> dict:
+    """Print progress until the run has ended; returns what the master serves for the ended run."""
     tty = sys.stdout.isatty()
     while True:
         stats = master.stats()
         current = master.run() or run
         if current["run_id"] != run["run_id"]:
-            return  # the stats were reset: the run we followed has ended
+            raise LabError(
+                f"the stats were reset during run {run['run_id']}: it ended with its stats until then "
+                "and a new run started; see `lab runs`"
+            )
         line = progress_line(current, stats)
         print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
-        # "ended": the master has stopped and written the run's final results (lab.plugin.runs).
+        # "ended": the master has judged the run on its final figures and written its results.
         if current.get("state") == "ended":
             if tty:
                 print()
-            return
+            return current
         time.sleep(POLL_SECONDS)
 
 
-def verdict(folder: Path) -> int:
-    """Print the run's SLO verdict and capacity; 1 if an objective failed."""
-    slo_file = folder / "slo.json"
-    deadline = time.monotonic() + RESULTS_TIMEOUT_SECONDS
-    while not slo_file.is_file():
-        if time.monotonic() > deadline:
-            raise LabError(
-                f"{slo_file} did not appear: is {folder.parent} the folder the master writes to (LAB_RESULTS_DIR)?"
-            )
-        time.sleep(0.5)
+def verdict(run: dict) -> int:
+    """Print the run's SLO verdict and capacity as the master judged them; 1 if an objective failed."""
     from lab.core.slo import Verdict
 
-    slo = json.loads(slo_file.read_text())
-    if "error" in slo:
-        raise LabError(f"the master could not judge the SLOs: {slo['error']}")
-    for objective in slo["objectives"]:
+    outcome = run.get("outcome")
+    if outcome is None:
+        raise LabError(
+            "the master ended the run without a verdict: does it load the lab's plugin with --slo-file?"
+        )
+    if "error" in outcome:
+        raise LabError(f"the master could not judge the SLOs: {outcome['error']}")
+    for objective in outcome["objectives"]:
         print("  " + Verdict(**objective).describe())
-    capacity_file = folder / "capacity.json"
-    if capacity_file.is_file():
-        capacity = json.loads(capacity_file.read_text())
+    capacity = outcome.get("capacity")
+    if capacity is not None:
         if capacity.get("users") is None:
             print(f"capacity: none, even the first step breached the SLOs ({capacity.get('reason')})")
         else:
@@ -263,9 +270,9 @@ def verdict(folder: Path) -> int:
                 f"capacity: {capacity['users']} users at {capacity['requests_per_second']:.1f} requests/s "
                 f"(search ended by {capacity.get('reason')}, {len(capacity.get('steps', []))} steps)"
             )
-    print(f"results: {folder}")
-    if slo["failed"]:
-        print(f"lab: SLO failed: {', '.join(slo['failed'])}", file=sys.stderr)
+    print(f"results: {run['results_dir']} (on the master)")
+    if outcome["failed"]:
+        print(f"lab: SLO failed: {', '.join(outcome['failed'])}", file=sys.stderr)
         return 1
     print("SLOs: all objectives passed")
     return 0

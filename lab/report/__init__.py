@@ -1,17 +1,21 @@
 """`lab report [RUN_ID]`: the stakeholder report of a run, as report.html and report.json.
 
-Three layers: `fetch` runs the PromQL queries of `queries` against Prometheus (the only I/O
-besides the results folder); `build` turns their raw results into the report's figures (pure,
-unit-tested on fixed responses); `lab.report.plots` and `lab.report.html` draw and write them.
+The whole-run and per-endpoint client figures are Locust's own, read from the run's results folder
+(lab.core.results): exact, and there as long as the folder is. Prometheus gives what only it has: the
+figures over time (plots, soak drift, capacity steps' percentiles) and the server side. Three layers:
+`fetch` runs the PromQL queries of `queries` (None when Prometheus is unreachable: the report is
+still written, saying the time series are missing); `build` turns files and query results into the
+report's figures (unit-tested on fixed responses); `lab.report.plots` and `lab.report.html` draw them.
 """
 
 import dataclasses
 import json
 import math
 import os
-import time
+import sys
 from pathlib import Path
 
+from lab.core import results
 from lab.core.errors import LabError
 from lab.core.prometheus import Prometheus, label_value
 from lab.core.runrecord import RunRecord
@@ -19,14 +23,17 @@ from lab.report import analysis
 
 QUANTILES = (0.5, 0.95, 0.99)
 PERCENTILE_METHOD = (
-    "Percentiles are estimated from the locust_request_duration_seconds histogram (bucket upper bounds "
-    "in ms: {bounds}) by linear interpolation inside the bucket that holds the rank, as Prometheus's "
-    "histogram_quantile does: whole-run figures from the run's final cumulative bucket counts (the "
-    "counters of a run id start at 0), figures over time from the counts' differences over {step} "
-    "intervals. A histogram percentile is exact to within the bucket that holds it."
+    "Whole-run and per-endpoint figures are Locust's own, from the run's locust_stats.csv (the same "
+    "figures the SLO verdicts were judged on). Percentiles over time are estimated from the "
+    "locust_request_duration_seconds histogram (bucket upper bounds in ms: {bounds}) by linear "
+    "interpolation inside the bucket that holds the rank, as Prometheus's histogram_quantile does, from "
+    "the counts' differences over {step} intervals: exact to within the bucket that holds them."
 )
-# A run's last samples are scraped up to one scrape interval after it ends: read a little past the end.
-END_SLACK_SECONDS = 30.0
+NO_SERIES = (
+    "The time series are missing: {reason}. The whole-run and per-endpoint figures, the SLO verdicts and "
+    "the capacity are complete (from the run's files); the plots, the server side and the soak drift need "
+    "Prometheus with the run's samples."
+)
 # The capacity search's knee rule when capacity.json does not say (scenarios.yaml's default).
 DEFAULT_MIN_GROWTH = 0.25
 # Used for the limits the SLO file's `soak:` section does not set (keys as in lab.core.slo.SOAK_KEYS).
@@ -56,13 +63,14 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def add_source_arguments(parser) -> None:
-    """--prometheus and --results: shared with `lab compare`."""
-    parser.add_argument(
-        "--prometheus",
-        default=os.environ.get("PROMETHEUS_URL"),
-        help="Prometheus URL (env PROMETHEUS_URL, default the lab's: http://127.0.0.1:$PROMETHEUS_PORT)",
-    )
+def add_source_arguments(parser, prometheus: bool = True) -> None:
+    """--prometheus and --results (`lab compare` and `lab runs` read only the results folder)."""
+    if prometheus:
+        parser.add_argument(
+            "--prometheus",
+            default=os.environ.get("PROMETHEUS_URL"),
+            help="Prometheus URL (env PROMETHEUS_URL, default the lab's: http://127.0.0.1:$PROMETHEUS_PORT)",
+        )
     parser.add_argument(
         "--results",
         type=Path,
@@ -73,11 +81,13 @@ def add_source_arguments(parser) -> None:
 
 def resolve_sources(args) -> None:
     """Fill in what the options and environment left unset from the lab's settings (.env), as `lab run` does."""
-    if args.prometheus is None or args.results is None:
+    wants_prometheus = hasattr(args, "prometheus")
+    if (wants_prometheus and args.prometheus is None) or args.results is None:
         from lab.core.config import Lab
 
         lab = Lab.from_environment()
-        args.prometheus = args.prometheus or lab.url("PROMETHEUS_PORT", "9090")
+        if wants_prometheus:
+            args.prometheus = args.prometheus or lab.url("PROMETHEUS_PORT", "9090")
         args.results = args.results or lab.results_dir()
 
 
@@ -88,7 +98,15 @@ def main(args) -> int:
     resolve_sources(args)
     slo_file = args.slo or Path(os.environ.get("LAB_HOME") or ".") / "locust" / "slo.yaml"
     run = load_run(args.results, args.run_id)
-    report = build(run, fetch(Prometheus(args.prometheus), run), read_extras(run), load_thresholds(slo_file))
+    try:
+        data = fetch(Prometheus(args.prometheus), run)
+    except LabError as exc:
+        data = None
+        print(f"lab: warning: {exc}; writing the report without time series", file=sys.stderr)
+        missing = str(exc)
+    else:
+        missing = None
+    report = build(run, data, results.verdict_files(run.folder), load_thresholds(slo_file), missing)
     html = report_html.render(report, report_plots.draw(report))
     (run.folder / "report.html").write_text(html)
     (run.folder / "report.json").write_text(json.dumps(strip_series(report), indent=2) + "\n")
@@ -107,19 +125,6 @@ def load_run(results: Path, run_id: str | None) -> RunRecord:
     if not (folder / "run.json").is_file():
         raise LabError(f"unknown run id {run_id!r}: no {folder / 'run.json'}; `lab runs` lists the runs")
     return RunRecord.read(folder)
-
-
-def read_extras(run: RunRecord) -> dict:
-    """slo.json and capacity.json of the run, when lab.plugin.verdicts wrote them."""
-    extras = {}
-    for name in ("slo", "capacity"):
-        path = run.folder / f"{name}.json"
-        if path.is_file():
-            try:
-                extras[name] = json.loads(path.read_text())
-            except ValueError as exc:
-                raise LabError(f"{path} is not valid JSON ({exc}); delete it or rerun the run") from None
-    return extras
 
 
 def load_thresholds(path: Path) -> dict:
@@ -152,17 +157,9 @@ def rate_window(duration: float) -> float:
 
 
 def queries(run: RunRecord) -> dict[str, tuple[str, str]]:
-    """name -> (kind, PromQL); kind "final" is an instant query at the run's end, "range" a range query."""
+    """name -> PromQL of a range query over the run's window."""
     sel = "{run_id=" + label_value(run.run_id) + "}"
-    whole = f"[{int(run.end - run.started_at + 2 * END_SLACK_SECONDS)}s]"
     rw = f"[{int(rate_window(run.end - run.started_at))}s]"
-    # Counters of a run start at 0, so their highest value in the window is the whole run's count.
-    final = {
-        "buckets": f"sum by (method, name, le) (max_over_time(locust_request_duration_seconds_bucket{sel}{whole}))",
-        "requests": f"sum by (method, name) (max_over_time(locust_requests_total{sel}{whole}))",
-        "failures": f"sum by (method, name) (max_over_time(locust_request_failures_total{sel}{whole}))",
-        "errors": f"sum by (method, name, error) (max_over_time(locust_errors_total{sel}{whole}))",
-    }
     over_time = {
         "users": f"sum(locust_users{sel})",
         # The run's counters as they are (they start at 0): differences give exact counts per interval.
@@ -179,21 +176,15 @@ def queries(run: RunRecord) -> dict[str, tuple[str, str]]:
         "redis_commands_rate": f"sum(rate(redis_commands_processed_total{rw}))",
         "redis_memory": "sum(redis_memory_used_bytes)",
     }
-    return {**{k: ("final", q) for k, q in final.items()}, **{k: ("range", q) for k, q in over_time.items()}}
+    return over_time
 
 
-def fetch(prom: Prometheus, run: RunRecord, kinds: tuple[str, ...] = ("final", "range")) -> dict[str, list]:
-    """The raw `result` of every query of the given kinds in `queries`, keyed by name."""
+def fetch(prom: Prometheus, run: RunRecord) -> dict[str, list]:
+    """The raw `result` of every range query in `queries`, keyed by name."""
     step = range_step(run.end - run.started_at)
-    results = {}
-    for name, (kind, promql) in queries(run).items():
-        if kind not in kinds:
-            continue
-        if kind == "final":
-            results[name] = prom.query(promql, time=run.end + END_SLACK_SECONDS)
-        else:
-            results[name] = prom.query_range(promql, run.started_at, run.end, step)
-    return results
+    return {
+        name: prom.query_range(promql, run.started_at, run.end, step) for name, promql in queries(run).items()
+    }
 
 
 def series(result: list) -> list[tuple[float, float]]:
@@ -207,50 +198,27 @@ def endpoint_key(metric: dict) -> str:
     return f"{metric.get('method', '')} {metric.get('name', '')}".strip()
 
 
-def run_figures(run: RunRecord, data: dict[str, list]) -> dict:
-    """Whole-run figures from the "final" queries: {"overall": {...}, "GET /items": {...}, ...}."""
-    requests = {endpoint_key(s["metric"]): float(s["value"][1]) for s in data["requests"]}
-    if not requests or sum(requests.values()) == 0:
-        raise LabError(
-            f"run {run.run_id} has no Locust samples in Prometheus between "
-            f"{_utc(run.started_at)} and {_utc(run.end)}: was job 'locust' scraped during the run?"
-        )
-    failures = {endpoint_key(s["metric"]): float(s["value"][1]) for s in data["failures"]}
-    grouped = analysis.group_buckets(data["buckets"], ("method", "name"))
-    buckets = {" ".join(key).strip(): hist for key, hist in grouped.items()}
-    duration = max(run.end - run.started_at, 1e-9)
-
-    def figures(count: float, failed: float, hist: dict) -> dict:
-        return {
-            "requests": int(round(count)),
-            "failures": int(round(failed)),
-            "requests_per_second": count / duration,
-            "error_ratio": failed / count if count else 0.0,
-            **{f"p{round(q * 100)}_seconds": analysis.histogram_quantile(q, hist) for q in QUANTILES},
-        }
-
-    overall_hist: dict[float, float] = {}
-    for hist in buckets.values():
-        for le, count in hist.items():
-            overall_hist[le] = overall_hist.get(le, 0.0) + count
-    return {
-        "overall": figures(sum(requests.values()), sum(failures.values()), overall_hist),
-        **{
-            key: figures(n, failures.get(key, 0.0), buckets.get(key, {}))
-            for key, n in sorted(requests.items())
-        },
-    }
-
-
-def build(run: RunRecord, data: dict[str, list], extras: dict, thresholds: dict) -> dict:
-    """The report's figures (what report.json holds) plus the time series the plots need."""
-    endpoints = run_figures(run, data)
-    overall = endpoints.pop("overall")
+def build(
+    run: RunRecord, data: dict[str, list] | None, extras: dict, thresholds: dict, missing: str | None = None
+) -> dict:
+    """The report's figures (what report.json holds) plus the time series the plots need. `data` is
+    None when Prometheus could not be read (`missing` says why)."""
     duration = run.end - run.started_at
-    bounds = sorted({analysis.parse_le(s["metric"]["le"]) for s in data["buckets"]} - {analysis.INF})
+    endpoints = results.client_figures(run.folder, duration)
+    overall = endpoints.pop("overall")
+    if data is None:
+        data = dict.fromkeys(queries(run), [])
+    elif not any(result for result in data.values()):
+        missing = (
+            f"Prometheus has no Locust samples of run {run.run_id} (was job 'locust' scraped during it?)"
+        )
+    bounds = sorted(
+        {analysis.parse_le(s["metric"]["le"]) for s in data["cumulative_buckets"]} - {analysis.INF}
+    )
     users = series(data["users"])
     spans = analysis.intervals(run.started_at, run.end, range_step(duration))
-    rps = analysis.counter_rates(series(data["cumulative_requests"]), spans)
+    requests = series(data["cumulative_requests"])
+    rps = analysis.counter_rates(requests, spans) if requests else []
     failures = dict(analysis.counter_rates(series(data["cumulative_failures"]), spans))
     over_time = {
         "users": users,
@@ -279,29 +247,19 @@ def build(run: RunRecord, data: dict[str, list], extras: dict, thresholds: dict)
             "host": run.host,
             "started_at": run.started_at,
             "ended_at": run.ended_at,
-            "duration_seconds": run.end - run.started_at,
+            "duration_seconds": duration,
             "workers_lost": run.workers_lost,
         },
-        "summary": {**overall, "peak_users": max((v for _, v in users), default=0)},
-        "endpoints": endpoints,
+        "summary": {**overall, "peak_users": max((v for _, v in users), default=None)},
+        "endpoints": dict(sorted(endpoints.items())),
         "server": server_summary(over_time),
-        "errors": sorted(
-            (
-                {
-                    "endpoint": endpoint_key(s["metric"]),
-                    "error": s["metric"].get("error", ""),
-                    "count": int(float(s["value"][1])),
-                }
-                for s in data["errors"]
-                if float(s["value"][1]) > 0
-            ),
-            key=lambda e: -e["count"],
-        ),
-        "slo": extras["slo"]["objectives"] if "slo" in extras else None,
+        "errors": results.failures(run.folder),
+        "slo": extras["slo"].get("objectives") if "slo" in extras else None,
         "capacity": capacity_section(extras["capacity"], thresholds["objectives"], data)
         if "capacity" in extras
         else None,
         "soak": soak_section(over_time, thresholds) if "soak" in run.scenario else None,
+        "time_series_missing": None if missing is None else NO_SERIES.format(reason=missing),
         "percentile_method": PERCENTILE_METHOD.format(
             bounds=", ".join(f"{b * 1000:g}" for b in bounds),
             step=f"{range_step(duration):g} s",
@@ -449,7 +407,3 @@ def soak_section(over_time: dict, thresholds: dict) -> dict:
 def strip_series(report: dict) -> dict:
     """report.json holds the figures, not the plotted time series."""
     return {k: v for k, v in report.items() if k != "series"}
-
-
-def _utc(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--json", type=Path, help="where to write the comparison (default results/<RUN_B>/compare.json)"
     )
-    add_source_arguments(parser)
+    add_source_arguments(parser, prometheus=False)
     parser.set_defaults(func=main)
 
 
@@ -116,9 +116,9 @@ def compare(before: dict, after: dict, threshold: float, error_threshold: float,
 
 
 def figures_of(args, run_id: str) -> dict:
-    """{"run_id", "endpoints": {"overall": {...}, "GET /items": {...}}} from Prometheus."""
+    """{"run_id", "endpoints": {"overall": {...}, "GET /items": {...}}} from the run's locust_stats.csv."""
     from lab import report
-    from lab.core.prometheus import Prometheus
+    from lab.core import results
 
     run = report.load_run(args.results, run_id)
     if run.workers_lost:
@@ -127,8 +127,7 @@ def figures_of(args, run_id: str) -> dict:
             "so its figures are not comparable",
             file=sys.stderr,
         )
-    data = report.fetch(Prometheus(args.prometheus), run, kinds=("final",))
-    return {"run_id": run.run_id, "endpoints": report.run_figures(run, data)}
+    return {"run_id": run.run_id, "endpoints": results.client_figures(run.folder, run.end - run.started_at)}
 
 
 UNITS = {

@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 
 from lab.core.prometheus import Prometheus
-from lab.plugin import exporter
-from lab.report import analysis
 from tests.integration import exporter_target
 from tests.support.report_files import embedded_images, locust_rows
 
@@ -179,12 +177,13 @@ class Lab:
         (folder,) = set(self.results.iterdir()) - before
         return folder.name
 
-    def lab(self, *args: str) -> subprocess.CompletedProcess:
+    def lab(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
         env = {
             **os.environ,
             "PROMETHEUS_URL": self.prometheus_url,
             "LAB_RESULTS_DIR": str(self.results),
             "LAB_SLO_FILE": str(self.slo),
+            **extra_env,
         }
         return subprocess.run(
             [sys.executable, "-m", "lab", *args],
@@ -233,25 +232,32 @@ def test_report_agrees_with_locusts_own_csv(lab):
     for key, row in rows.items():
         ours = figures["summary"] if key == "Aggregated" else figures["endpoints"][key]
         assert ours["requests"] == int(row["Request Count"]), key
-        # Locust's p95 is a rounded response time; ours interpolates in the histogram bucket holding it.
-        low, high = analysis.bucket_bounds(float(row["95%"]) / 1000, exporter.DEFAULT_BUCKETS)
-        assert low <= ours["p95_seconds"] <= high, (key, ours["p95_seconds"], row["95%"])
+        for column, name in (("50%", "p50_seconds"), ("95%", "p95_seconds"), ("99%", "p99_seconds")):
+            assert ours[name] == int(row[column]) / 1000, (key, name)  # Locust's own, exactly
     assert figures["slo"] and {v["objective"] for v in figures["slo"]} == {"p95", "errors"}
+    slo = json.loads((folder / "slo.json").read_text())
+    assert slo["window"]["requests"] == figures["summary"]["requests"]
+    assert figures["time_series_missing"] is None
 
 
-def test_percentiles_match_prometheus_histogram_quantile(lab):
-    assert lab.lab("report", lab.run_id).returncode == 0
-    figures = json.loads((lab.results / lab.run_id / "report.json").read_text())
-    run = json.loads((lab.results / lab.run_id / "run.json").read_text())
-    window = int(run["end"] - run["start"] + 60)
-    selector = f'{{run_id="{lab.run_id}"}}'
-    for q, key in ((0.5, "p50_seconds"), (0.95, "p95_seconds"), (0.99, "p99_seconds")):
-        promql = (
-            f"histogram_quantile({q}, sum by (le) "
-            f"(max_over_time(locust_request_duration_seconds_bucket{selector}[{window}s])))"
-        )
-        theirs = Prometheus(lab.prometheus_url).query(promql, time=run["end"] + 30)
-        assert float(theirs[0]["value"][1]) == pytest.approx(figures["summary"][key], rel=1e-9)
+def test_without_prometheus_the_report_says_so_and_compare_is_the_same(lab, tmp_path):
+    down = {"PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}"}
+    result = lab.lab("report", lab.run_id, **down)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Prometheus is unreachable" in result.stderr
+        and "writing the report without time series" in result.stderr
+    )
+    folder = lab.results / lab.run_id
+    figures = json.loads((folder / "report.json").read_text())
+    assert figures["time_series_missing"].startswith("The time series are missing: Prometheus is unreachable")
+    assert figures["summary"]["requests"] == locust_total(folder)
+    assert "The time series are missing" in (folder / "report.html").read_text()
+
+    up = lab.lab("compare", lab.run_id, lab.slow_run_id, "--json", str(tmp_path / "up.json"))
+    without = lab.lab("compare", lab.run_id, lab.slow_run_id, "--json", str(tmp_path / "down.json"), **down)
+    assert (up.returncode, up.stdout) == (without.returncode, without.stdout) == (1, up.stdout)
+    assert (tmp_path / "up.json").read_text() == (tmp_path / "down.json").read_text()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) is not installed")
@@ -316,17 +322,21 @@ def test_bad_input_is_a_one_line_error(lab):
     unknown = lab.lab("report", "20000101T000000Z-nope")
     assert unknown.returncode == 2 and unknown.stderr.strip().startswith("lab: error: unknown run id")
 
-    down = lab.lab("report", lab.run_id, "--prometheus", f"http://127.0.0.1:{free_port()}")
-    assert down.returncode == 2 and "Prometheus is unreachable" in down.stderr
-    assert len(down.stderr.strip().splitlines()) == 1
-
     empty = lab.results / "20000101T000000Z-empty"
     empty.mkdir()
     record = {"run_id": empty.name, "scenario": "baseline", "host": "", "start": 946684800, "end": 946684860}
     (empty / "run.json").write_text(json.dumps(record))
+    unfinished = lab.lab("report", empty.name)
+    assert unfinished.returncode == 2 and "locust_stats.csv" in unfinished.stderr
+    assert len(unfinished.stderr.strip().splitlines()) == 1
+
+    # Its files, but nothing in Prometheus (retention dropped it): the report says so.
+    for name in ("locust_stats.csv", "locust_failures.csv"):
+        shutil.copy(lab.results / lab.run_id / name, empty / name)
     nodata = lab.lab("report", empty.name)
-    assert nodata.returncode == 2 and f"run {empty.name} has no Locust samples" in nodata.stderr
-    assert len(nodata.stderr.strip().splitlines()) == 1
+    assert nodata.returncode == 0, nodata.stderr
+    missing = json.loads((empty / "report.json").read_text())["time_series_missing"]
+    assert f"Prometheus has no Locust samples of run {empty.name}" in missing
 
 
 def test_compare_warns_about_a_run_that_lost_workers(lab):
@@ -336,6 +346,7 @@ def test_compare_warns_about_a_run_that_lost_workers(lab):
     lost = lab.results / f"{lab.run_id}-lost"
     lost.mkdir()
     (lost / "run.json").write_text(json.dumps(record))
+    shutil.copy(lab.results / lab.run_id / "locust_stats.csv", lost / "locust_stats.csv")
     result = lab.lab("compare", lab.run_id, lost.name, "--json", str(lost / "compare.json"))
     assert result.returncode == 0, result.stderr
     assert f"warning: run {lab.run_id} lost 1 worker(s)" in result.stderr

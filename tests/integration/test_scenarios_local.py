@@ -371,10 +371,11 @@ class WebMaster:
             return json.loads(response.read())
 
     def lab(self, *args: str, **kwargs) -> subprocess.Popen:
+        """`lab run` as from another machine: the master's results folder is not where it can see it."""
         env = {
             **os.environ,
             "LOCUST_URL": self.url,
-            "LAB_RESULTS_DIR": str(self.workdir / "results"),
+            "LAB_RESULTS_DIR": str(self.workdir / "not-the-masters-results"),
             "LAB_SLO_FILE": str(self.workdir / "slo.yaml"),
         }
         return subprocess.Popen(

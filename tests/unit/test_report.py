@@ -9,7 +9,6 @@ import socket
 import threading
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -37,25 +36,7 @@ def matrix(rows, times=range(int(START), int(END) + 1, 5)):
 
 def responses(scale=1.0):
     """What Prometheus answers for a 60 s run: GET /items (100 requests) and POST /login (20, 2 failed)."""
-    items = dict(zip(LES, (10, 50, 95, 100, 100), strict=True))
-    login = dict(zip(LES, (0, 0, 4, 18, 20), strict=True))
     data = {
-        "buckets": vector(
-            [({"method": "GET", "name": "/items", "le": le}, n * scale) for le, n in items.items()]
-            + [({"method": "POST", "name": "/login", "le": le}, n * scale) for le, n in login.items()]
-        ),
-        "requests": vector(
-            [
-                ({"method": "GET", "name": "/items"}, 100 * scale),
-                ({"method": "POST", "name": "/login"}, 20 * scale),
-            ]
-        ),
-        "failures": vector(
-            [({"method": "GET", "name": "/items"}, 0), ({"method": "POST", "name": "/login"}, 2 * scale)]
-        ),
-        "errors": vector(
-            [({"method": "POST", "name": "/login", "error": "HTTPError('401 Client Error')"}, 2 * scale)]
-        ),
         "users": matrix([({}, lambda t: min(10, (t - START) / 2))]),
         # The run's counters grow evenly from 0 at START to the final counts at END.
         "cumulative_requests": matrix([({}, lambda t: 120 * scale * (t - START) / 60)]),
@@ -78,11 +59,27 @@ def responses(scale=1.0):
         "redis_commands_rate": matrix([({}, lambda t: 25.0)]),
         "redis_memory": matrix([({}, lambda t: 2e6)]),
     }
-    assert set(data) == set(report.queries(make_run(Path("."))))
+    run = RunRecord(run_id=RUN_ID, scenario="baseline", host="", started_at=START, ended_at=END)
+    assert set(data) == set(report.queries(run))
     return data
 
 
+STATS_CSV = """\
+Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
+GET,/items,100,0,50,60.5,3,400,120,1.7,0.0,50,60,70,80,90,98,300,400,400,400,400
+POST,/login,20,2,200,210.0,40,800,80,0.34,0.03,200,210,220,230,300,480,800,800,800,800,800
+,Aggregated,120,2,50,85.4,3,800,113,2.0,0.03,50,70,80,90,200,300,480,480,800,800,800
+"""
+FAILURES_CSV = """\
+Method,Name,Error,Occurrences
+POST,/login,HTTPError('401 Client Error'),2
+"""
+
+
 def make_run(folder, scenario="baseline", run_id=RUN_ID):
+    """A run's record, with Locust's CSVs of GET /items (100 requests) and POST /login (20, 2 failed)."""
+    (folder / "locust_stats.csv").write_text(STATS_CSV)
+    (folder / "locust_failures.csv").write_text(FAILURES_CSV)
     return RunRecord(
         run_id=run_id,
         scenario=scenario,
@@ -96,23 +93,22 @@ def make_run(folder, scenario="baseline", run_id=RUN_ID):
 THRESHOLDS = {"objectives": [], "soak": dict(report.SOAK_DEFAULTS), "source": "built-in defaults"}
 
 
-def test_whole_run_figures_come_from_the_final_bucket_counts(tmp_path):
+def test_whole_run_figures_are_locusts_own_from_the_runs_csv(tmp_path):
     built = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)
     summary = built["summary"]
     assert summary["requests"] == 120 and summary["failures"] == 2
-    assert summary["requests_per_second"] == pytest.approx(2.0)
+    assert summary["requests_per_second"] == pytest.approx(2.0)  # over the run's 60 s
     assert summary["error_ratio"] == pytest.approx(2 / 120)
     assert summary["peak_users"] == 10
-    # Overall buckets (0.01: 10, 0.05: 50, 0.1: 99, 0.5: 118, +Inf: 120); rank 114 lies in (0.1, 0.5].
-    assert summary["p95_seconds"] == pytest.approx(0.1 + 0.4 * (114 - 99) / 19)
-    assert summary["p50_seconds"] == pytest.approx(0.05 + 0.05 * 10 / 49)
+    assert (summary["p50_seconds"], summary["p95_seconds"], summary["p99_seconds"]) == (0.05, 0.3, 0.48)
     login = built["endpoints"]["POST /login"]
     assert login["requests"] == 20 and login["error_ratio"] == pytest.approx(0.1)
-    assert login["p99_seconds"] == 0.5  # rank in the +Inf bucket: the highest finite bound
+    assert login["p99_seconds"] == 0.8
     assert built["errors"] == [
         {"endpoint": "POST /login", "error": "HTTPError('401 Client Error')", "count": 2}
     ]
     assert "10, 50, 100, 500" in built["percentile_method"]
+    assert built["time_series_missing"] is None
     assert built["soak"] is None and built["capacity"] is None
     server = built["server"]
     assert server["api_requests_per_second_mean"] == pytest.approx(2.0)
@@ -127,17 +123,26 @@ def test_over_time_series_for_the_plots(tmp_path):
     assert [t for t, _ in series["rps"]] == [START + 5 * k for k in range(1, 13)]
     assert all(v == pytest.approx(2.0) for _, v in series["rps"])
     assert all(v == pytest.approx(2 / 120) for _, v in series["error_ratio"])
-    # Every interval has the whole run's distribution here, so the same p95.
-    assert all(v == pytest.approx(built["summary"]["p95_seconds"]) for _, v in series["latency"][0.95])
+    # Every interval has the whole run's distribution here (overall buckets 0.01: 10, 0.05: 50,
+    # 0.1: 99, 0.5: 118, +Inf: 120), so the same p95: rank 114 lies in (0.1, 0.5].
+    p95 = 0.1 + 0.4 * (114 - 99) / 19
+    assert all(v == pytest.approx(p95) for _, v in series["latency"][0.95])
     assert series["api_latency"][0.5][0] == (START, pytest.approx(0.01 * 60 / 60))
     assert series["api_5xx_rate"] == []
 
 
-def test_a_run_without_samples_is_an_error_naming_the_run(tmp_path):
-    data = responses()
-    data["requests"] = []
-    with pytest.raises(LabError, match=f"run {RUN_ID} has no Locust samples"):
-        report.build(make_run(tmp_path), data, {}, THRESHOLDS)
+def test_without_time_series_the_report_has_its_figures_and_says_what_is_missing(tmp_path):
+    built = report.build(make_run(tmp_path), None, {"slo": SLO}, THRESHOLDS, "Prometheus is unreachable at X")
+    assert built["summary"]["requests"] == 120 and built["summary"]["peak_users"] is None
+    assert built["time_series_missing"].startswith(
+        "The time series are missing: Prometheus is unreachable at X."
+    )
+    assert built["series"]["rps"] == [] and built["server"]["api_p95_seconds_max"] is None
+    html = render(built)
+    assert "The time series are missing" in html
+    empty = {name: [] for name in report.queries(make_run(tmp_path))}
+    missing = report.build(make_run(tmp_path), empty, {}, THRESHOLDS)["time_series_missing"]
+    assert f"Prometheus has no Locust samples of run {RUN_ID}" in missing
 
 
 class ImageParser(HTMLParser):
@@ -396,11 +401,8 @@ def test_unknown_run_and_no_runs_are_one_line_errors(tmp_path):
 def test_queries_select_the_run_and_its_window(tmp_path):
     run = make_run(tmp_path, run_id='odd"id')
     qs = report.queries(run)
-    assert qs["requests"] == (
-        "final",
-        'sum by (method, name) (max_over_time(locust_requests_total{run_id="odd\\"id"}[120s]))',
-    )
-    assert qs["api_rps"] == ("range", "sum(rate(http_requests_total{job='api'}[30s]))")
+    assert qs["cumulative_requests"] == 'sum(locust_requests_total{run_id="odd\\"id"})'
+    assert qs["api_rps"] == "sum(rate(http_requests_total{job='api'}[30s]))"
     assert label_value("a\\b") == '"a\\\\b"'
 
 
@@ -431,9 +433,10 @@ def server():
 
 
 def test_client_returns_the_result_of_a_successful_query(server):
-    body = {"status": "success", "data": {"resultType": "vector", "result": responses()["requests"]}}
+    result = [{"metric": {"method": "GET", "name": "/items"}, "value": [END, "100"]}]
+    body = {"status": "success", "data": {"resultType": "vector", "result": result}}
     FixedAnswers.answers = {"/api/v1/query": (200, json.dumps(body))}
-    assert Prometheus(server).query("up", time=END) == responses()["requests"]
+    assert Prometheus(server).query("up", time=END) == result
 
 
 def test_client_errors_are_one_line_lab_errors(server):
