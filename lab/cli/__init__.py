@@ -15,6 +15,7 @@ from lab.core.errors import LabError
 COMMAND_MODULES = (
     "lab.cli.stack",  # up, down, status, logs
     "lab.cli.run",  # run SCENARIO
+    "lab.cli.runs",  # runs
     "lab.dashboards",  # dashboards
     "lab.report",  # report
     "lab.report.compare",  # compare

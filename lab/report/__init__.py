@@ -377,27 +377,30 @@ SOAK_CHECKS = (
 
 
 def soak_section(over_time: dict, thresholds: dict) -> dict:
-    """Drift over the steady part (the run at its peak user count): least-squares slopes per hour."""
+    """Drift over the steady part (the run at its peak user count), per hour, by analysis.drift: a
+    check passes when its series grows less than its limit, and shows its plateau when it has one."""
     window = analysis.steady_window(over_time["users"])
     checks = []
     for label, key, limit_key, unit in SOAK_CHECKS:
         points = over_time["latency"][0.95] if key == "p95" else over_time[key]
-        inside = [(t, v) for t, v in points if window and window[0] <= t <= window[1]]
-        slope = analysis.slope_per_hour(inside)
+        found = analysis.drift(points, *window) if window else None
         limit = thresholds["soak"][limit_key]
         checks.append(
             {
                 "check": label,
-                "slope_per_hour": slope,
-                "max_slope_per_hour": limit,
+                "drift_per_hour": None if found is None else found["per_hour"],
+                "max_drift_per_hour": limit,
                 "unit": unit,
-                "points": len(inside),
+                "middle": None if found is None else found["middle"],
+                "last": None if found is None else found["last"],
+                "plateau": None if found is None else found["plateau"],
                 # Without data, no drift can be claimed absent: a missing series fails the check.
-                "passed": slope is not None and slope <= limit,
+                "passed": found is not None and found["per_hour"] < limit,
             }
         )
     return {
         "window": list(window) if window else None,
+        "method": "median of the last third of the steady part minus the median of its middle third, per hour",
         "checks": checks,
         "verdict": "PASS" if all(c["passed"] for c in checks) else "FAIL",
         "thresholds_source": thresholds["source"],

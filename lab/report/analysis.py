@@ -6,6 +6,7 @@ figure in the report matches what the same PromQL would show in Grafana.
 """
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping
 
 from lab.core.capacity import is_knee
@@ -80,20 +81,37 @@ def bucket_series_quantiles(result: list[dict], quantiles: Iterable[float]) -> d
     return {q: [(t, histogram_quantile(q, at[t])) for t in times] for q in quantiles}
 
 
-def slope_per_hour(points: Iterable[tuple[float, float | None]]) -> float | None:
-    """Least-squares slope of value against time (unix seconds), in value units per hour.
+def drift(points: Iterable[tuple[float, float | None]], start: float, end: float) -> dict | None:
+    """How much a series grows per hour over [start, end], robust to steps and outliers: the median of
+    its last third minus the median of its middle third, over the time between their median times. Warm-up
+    steps (pools, caches, allocator arenas) inside the first two thirds leave no drift; a series that
+    keeps growing drifts at its rate. The first third is left out: it holds the warm-up.
 
-    Missing values (None, NaN) are skipped; None when fewer than two points remain.
+    Returns {"per_hour", "middle": [from, to, median], "last": [from, to, median], "plateau"}, the
+    plateau being {"level", "since"} when the series settled at least half a third before its last third
+    and stayed within the last third's range since; None when a third has fewer than two values
+    (missing values are skipped).
     """
-    clean = [(t, v) for t, v in points if v is not None and not math.isnan(v)]
-    if len(clean) < 2:
+    third = (end - start) / 3.0
+    clean = sorted((t, v) for t, v in points if v is not None and not math.isnan(v) and start <= t <= end)
+    middle = [(t, v) for t, v in clean if start + third <= t < start + 2 * third]
+    last = [(t, v) for t, v in clean if t >= start + 2 * third]
+    if third <= 0 or len(middle) < 2 or len(last) < 2:
         return None
-    mean_t = sum(t for t, _ in clean) / len(clean)
-    mean_v = sum(v for _, v in clean) / len(clean)
-    spread = sum((t - mean_t) ** 2 for t, _ in clean)
-    if spread == 0:
-        return None
-    return 3600.0 * sum((t - mean_t) * (v - mean_v) for t, v in clean) / spread
+    mid_level, last_level = (statistics.median(v for _, v in part) for part in (middle, last))
+    elapsed = statistics.median(t for t, _ in last) - statistics.median(t for t, _ in middle)
+    low, high = min(v for _, v in last), max(v for _, v in last)
+    since = None
+    for t, v in reversed(clean):  # back from the end while the values stay in the last third's range
+        if not low <= v <= high:
+            break
+        since = t
+    return {
+        "per_hour": (last_level - mid_level) / elapsed * 3600.0,
+        "middle": [start + third, start + 2 * third, mid_level],
+        "last": [start + 2 * third, end, last_level],
+        "plateau": {"level": last_level, "since": since} if since <= start + 1.5 * third else None,
+    }
 
 
 def steady_window(users: list[tuple[float, float]]) -> tuple[float, float] | None:

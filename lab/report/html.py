@@ -176,9 +176,9 @@ def _soak(soak, plots) -> list[str]:
         [
             escape(c["check"]),
             _mark(c["passed"]),
-            "no data" if c["slope_per_hour"] is None else _per_hour(c["slope_per_hour"], c["unit"]),
-            _per_hour(c["max_slope_per_hour"], c["unit"]),
-            str(c["points"]),
+            "no data" if c["drift_per_hour"] is None else _per_hour(c["drift_per_hour"], c["unit"]),
+            _per_hour(c["max_drift_per_hour"], c["unit"]),
+            "-" if c["plateau"] is None else f"since {_utc(c['plateau']['since'])} UTC",
         ]
         for c in soak["checks"]
     ]
@@ -186,9 +186,9 @@ def _soak(soak, plots) -> list[str]:
         "<h2>Soak: drift</h2>",
         f"<p>{_mark(soak['verdict'] == 'PASS')} over the steady part "
         + (f"{_utc(window[0])} to {_utc(window[1])} UTC" if window else "(none found)")
-        + ": least-squares slope per hour of each series against its threshold "
-        + f"(thresholds from {escape(soak['thresholds_source'])}).</p>",
-        _table(["series", "verdict", "slope", "max slope", "points"], rows),
+        + f": drift is the {escape(soak['method'])}, so warm-up steps do not read as a leak; a check fails "
+        + f"when its series drifts by its limit or more (limits from {escape(soak['thresholds_source'])}).</p>",
+        _table(["series", "verdict", "drift", "limit", "plateau"], rows),
         *[_img(p) for p in plots if p["id"] == "soak"],
     ]
 

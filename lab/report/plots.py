@@ -187,19 +187,15 @@ def _soak(report):
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     for ax, (label, points, scale), check in zip(axes.flat, panels, soak["checks"], strict=True):
         drawn = _line(ax, points, label, COLORS["a"], scale)
-        if window and check["slope_per_hour"] is not None:
-            inside = [(t, v) for t, v in points if v is not None and window[0] <= t <= window[1]]
-            mean_t = sum(t for t, _ in inside) / len(inside)
-            mean_v = sum(v for _, v in inside) / len(inside)
-            fit = [(t, mean_v + check["slope_per_hour"] * (t - mean_t) / 3600.0) for t in window]
-            _line(
-                ax,
-                fit,
-                "least-squares fit",
-                COLORS["p99"] if not check["passed"] else COLORS["p50"],
-                scale,
-                "--",
-            )
+        if window:
+            ax.axvspan(*_times([(window[0], 0), (window[1], 0)]), color="#e9ecef", zorder=0)
+        color = COLORS["p50"] if check["passed"] else COLORS["p99"]
+        for part, name, style in (
+            (check["middle"], "middle third median", "--"),
+            (check["last"], "last third median", "-"),
+        ):
+            if part is not None:  # the two levels the drift was judged on
+                _line(ax, [(part[0], part[2]), (part[1], part[2])], name, color, scale, style)
         _frame(ax, report, label, drawn)
         ax.ticklabel_format(axis="y", useOffset=False)  # show values, not "1e-10 + 415.789"
         values = [v * scale for _, v in points if v is not None]
@@ -207,7 +203,7 @@ def _soak(report):
             ax.set_ylim(0, max(values) * 1.2 or 1)
         ax.set_title(f"{check['check']}: {'PASS' if check['passed'] else 'FAIL'}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=30)
-    fig.suptitle("Steady part (at peak users) and the fitted trend")
+    fig.suptitle("Steady part (shaded) and the levels its drift was judged on")
     return _png(fig)
 
 

@@ -100,21 +100,57 @@ def test_quantiles_over_time_from_a_matrix_of_bucket_rates():
     assert result[0.95][0][1] == pytest.approx(0.1 + 0.4 * 0.9)
 
 
-def test_slope_per_hour_of_a_straight_line():
-    points = [(t, 2.0 + 0.001 * t) for t in range(0, 600, 5)]
-    assert analysis.slope_per_hour(points) == pytest.approx(3.6)
+MIB = 2**20
+LIMIT = 50 * MIB  # the default soak limit of the API's memory, per hour
 
 
-def test_slope_skips_missing_values_and_needs_two_points():
-    points = [(0.0, 1.0), (60.0, None), (120.0, math.nan), (3600.0, 3.0)]
-    assert analysis.slope_per_hour(points) == pytest.approx(2.0)
-    assert analysis.slope_per_hour([(0.0, 1.0), (5.0, None)]) is None
-    assert analysis.slope_per_hour([(5.0, 1.0), (5.0, 2.0)]) is None
+def noise(i: int) -> float:
+    """Deterministic scrape-to-scrape jitter of about +-0.3 MiB."""
+    return ((i * 7919) % 61 - 30) / 100 * MIB
 
 
-def test_slope_of_symmetric_noise_around_a_flat_line_is_zero():
-    symmetric = [(t * 60.0, 100.0 + (1 if t in (0, 3) else -1)) for t in range(4)]
-    assert analysis.slope_per_hour(symmetric) == pytest.approx(0.0)
+def issue_soak() -> list[tuple[float, float]]:
+    """The API's resident memory in an 87-minute soak of the demo stack, synthesized from the recorded
+    figures (5 s scrapes): 80 MiB, a step of 19 MiB at minute 6 and another at minute 36, then flat
+    for the last 51 minutes. A least-squares line calls this about +24 MiB/h."""
+    return [
+        (t, 80 * MIB + 19 * MIB * (t >= 6 * 60) + 19 * MIB * (t >= 36 * 60) + noise(i))
+        for i, t in enumerate(range(0, 87 * 60, 5))
+    ]
+
+
+def test_a_series_that_steps_up_then_stays_flat_has_no_drift_and_a_plateau():
+    points = issue_soak()
+    found = analysis.drift(points, 60.0, 87 * 60.0)  # the steady part starts after a minute of ramp
+    assert abs(found["per_hour"]) < 1 * MIB
+    assert found["plateau"]["level"] == pytest.approx(118 * MIB, abs=0.5 * MIB)
+    assert 36 * 60 <= found["plateau"]["since"] <= 37 * 60
+    # A single step inside the middle third, as in the recorded soak, reads the same.
+    step = [(t, 100.0 + 50.0 * (t >= 1000)) for t in range(0, 3600, 5)]
+    assert analysis.drift(step, 0, 3600)["per_hour"] == 0.0
+
+
+@pytest.mark.parametrize("rate", [LIMIT, 2 * LIMIT])
+def test_a_series_that_keeps_growing_drifts_at_its_rate(rate):
+    points = [(t, 80 * MIB + rate * t / 3600 + noise(i)) for i, t in enumerate(range(0, 87 * 60, 5))]
+    found = analysis.drift(points, 60.0, 87 * 60.0)
+    assert found["per_hour"] == pytest.approx(rate, rel=0.03)
+    assert found["plateau"] is None
+
+
+def test_a_step_late_in_the_run_is_drift_and_outliers_are_not():
+    late = [(t, 100.0 + 50.0 * (t >= 3000)) for t in range(0, 3600, 5)]
+    # Half the last third up by 50: the last third's median is 25 higher, over 1200 s.
+    assert analysis.drift(late, 0, 3600)["per_hour"] == pytest.approx(25.0 * 3)
+    spikes = [(t, 100.0 + (500.0 if t % 600 == 0 else 0.0)) for t in range(0, 3600, 5)]
+    assert analysis.drift(spikes, 0, 3600)["per_hour"] == 0.0
+
+
+def test_drift_skips_missing_values_and_needs_two_in_each_third():
+    points = [(0.0, 1.0), (1300.0, 2.0), (1400.0, None), (1500.0, 2.0), (2500.0, math.nan), (3000.0, 2.0)]
+    assert analysis.drift(points, 0, 3600) is None
+    points.append((3500.0, 2.0))
+    assert analysis.drift(points, 0, 3600)["per_hour"] == 0.0
 
 
 def test_steady_window_is_the_time_at_peak_users():

@@ -330,19 +330,20 @@ def test_capacity_without_a_passing_step():
     )
 
 
-def test_soak_verdict_from_slopes_over_the_steady_part(tmp_path):
+def test_soak_verdict_from_drift_over_the_steady_part(tmp_path):
     built = report.build(make_run(tmp_path, "soak"), responses(), {}, THRESHOLDS)
     soak = built["soak"]
     assert soak["window"] == [START + 20, END]  # users reach their peak of 10 at +20 s
     checks = {c["check"]: c for c in soak["checks"]}
     # API memory grows 1000 B/s = 3.6 MB/h, under the 50 MiB/h default; the rest is flat.
-    assert checks["API resident memory"]["slope_per_hour"] == pytest.approx(3.6e6)
-    assert checks["p95 latency"]["slope_per_hour"] == pytest.approx(0.0, abs=1e-9)
+    assert checks["API resident memory"]["drift_per_hour"] == pytest.approx(3.6e6)
+    assert checks["API resident memory"]["plateau"] is None
+    assert checks["p95 latency"]["drift_per_hour"] == pytest.approx(0.0, abs=1e-9)
     assert all(c["passed"] for c in soak["checks"]) and soak["verdict"] == "PASS"
     assert len(parse_page(render(built)).images) == 3
 
 
-def test_soak_fails_on_a_slope_above_its_threshold_or_without_data(tmp_path):
+def test_soak_fails_on_a_drift_above_its_limit_or_without_data(tmp_path):
     strict = {**THRESHOLDS, "soak": {**report.SOAK_DEFAULTS, "max_api_memory_slope_bytes_per_hour": 1e6}}
     soak = report.build(make_run(tmp_path, "soak"), responses(), {}, strict)["soak"]
     assert [c["check"] for c in soak["checks"] if not c["passed"]] == ["API resident memory"]
@@ -352,7 +353,7 @@ def test_soak_fails_on_a_slope_above_its_threshold_or_without_data(tmp_path):
     soak = report.build(make_run(tmp_path, "soak"), data, {}, THRESHOLDS)["soak"]
     assert soak["verdict"] == "FAIL"
     assert (
-        next(c for c in soak["checks"] if c["check"] == "Locust master resident memory")["slope_per_hour"]
+        next(c for c in soak["checks"] if c["check"] == "Locust master resident memory")["drift_per_hour"]
         is None
     )
 
