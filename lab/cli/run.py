@@ -271,6 +271,8 @@ def verdict(run: dict) -> int:
                 f"(search ended by {capacity.get('reason')}, {len(capacity.get('steps', []))} steps)"
             )
     print(f"results: {run['results_dir']} (on the master)")
+    if outcome.get("aborted"):
+        print(f"lab: run aborted: {outcome['aborted']['reason']}", file=sys.stderr)
     if outcome["failed"]:
         print(f"lab: SLO failed: {', '.join(outcome['failed'])}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ The file (`slo.yaml`):
         metric: latency_p95              # latency_p50/p90/p95/p99, error_ratio or throughput
         requests: "GET /api/v1/items*"   # request names (glob, optionally "METHOD glob"); default all
         max: 300ms                       # latency: seconds or 250ms/1s; error_ratio: 0..1
+        abort_after: 2m                  # optional: stop a running test breaching it this long
       throughput:
         metric: throughput
         min: 20                          # requests/s over the run
@@ -20,12 +21,12 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from lab.core.yamlconf import ConfigError, LineDict, LineList, fail
+from lab.core.yamlconf import ConfigError, LineDict, LineList, fail, parse_duration
 from lab.core.yamlconf import load as load_yaml
 
 QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 METRICS = (*QUANTILES, "error_ratio", "throughput")
-OBJECTIVE_KEYS = ("metric", "requests", "max", "min", "description")
+OBJECTIVE_KEYS = ("metric", "requests", "max", "min", "abort_after", "description")
 SOAK_KEYS = (
     "max_p95_slope_seconds_per_hour",
     "max_error_ratio_slope_per_hour",
@@ -43,6 +44,7 @@ class Objective:
     bound: str  # "max" or "min"
     threshold: float  # base units: seconds, a ratio, requests per second
     line: int = 0
+    abort_after: float | None = None  # seconds breached in a running test before it is stopped
 
     def matches(self, method: str, name: str) -> bool:
         for pattern in self.requests:
@@ -164,8 +166,26 @@ def _objective(name: str, body: LineDict, source: str) -> Objective:
             body.key_lines["requests"],
             f"objective {name!r}: requests must be a pattern or a list of them",
         )
+    abort_after = None
+    if "abort_after" in body:
+        try:
+            abort_after = parse_duration(body["abort_after"])
+            if abort_after <= 0:
+                raise ValueError
+        except ValueError:
+            fail(
+                source,
+                body.key_lines["abort_after"],
+                f"objective {name!r}: abort_after {body['abort_after']!r} is not a duration above 0 (e.g. 90s, 2m)",
+            )
     return Objective(
-        name, metric, tuple(p.strip() for p in patterns), bound, threshold, body.key_lines.get("metric", 0)
+        name,
+        metric,
+        tuple(p.strip() for p in patterns),
+        bound,
+        threshold,
+        body.key_lines.get("metric", 0),
+        abort_after,
     )
 
 

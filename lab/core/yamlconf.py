@@ -1,5 +1,6 @@
 """YAML loading that remembers line numbers, so configuration errors can name the line to fix."""
 
+import re
 from pathlib import Path
 
 import yaml
@@ -74,3 +75,26 @@ def loads(text: str, source: str):
 
 def fail(source: str, line: int | None, message: str):
     raise ConfigError(f"{source}:{line or '?'}: {message}")
+
+
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+
+
+def parse_duration(value) -> float:
+    """Seconds from a number of seconds or a span such as 30s, 5m, 2h, 1h30m, 0.5h."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and _SPAN.sub("", text) == "":
+            scale = {"h": 3600, "m": 60, "s": 1}
+            seconds = sum(float(n) * scale[unit] for n, unit in _SPAN.findall(text))
+        else:
+            raise ValueError(f"{value!r} is not a duration (use seconds or e.g. 30s, 5m, 2h, 1h30m)")
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative")
+    return seconds

@@ -81,6 +81,7 @@ class Run(RunRecord):
     capacity: Capacity | None = None
     figures: Figures | None = None  # set once, when the run ends
     outcome: dict | None = None  # the final verdict and capacity (lab.plugin.verdicts), once ended
+    aborted: dict | None = None  # why lab.plugin.verdicts stopped the run early (an abort_after breach)
 
     def summary(self) -> dict:
         """What `GET /lab/run` returns, for `lab run` to follow a run."""

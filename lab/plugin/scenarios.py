@@ -9,11 +9,10 @@ Locust options added here (all also settable in locust.conf or as LOCUST_* envir
 """
 
 import logging
-import re
 import sys
 from pathlib import Path
 
-from lab.core.yamlconf import ConfigError, LineDict, fail
+from lab.core.yamlconf import ConfigError, LineDict, fail, parse_duration
 from lab.core.yamlconf import load as load_yaml
 
 logger = logging.getLogger(__name__)
@@ -59,29 +58,6 @@ SCENARIOS = tuple(SPECS)
 def shape_class_name(scenario: str) -> str:
     """The LoadTestShape class of a scenario in lab.plugin.shapes: the name the web UI's class picker shows."""
     return scenario.capitalize()
-
-
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
-
-
-def parse_duration(value) -> float:
-    """Seconds from a number of seconds or a span such as 30s, 5m, 2h, 1h30m, 0.5h."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = str(value).strip().lower()
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
-            seconds = float(text)
-        elif text and _SPAN.sub("", text) == "":
-            scale = {"h": 3600, "m": 60, "s": 1}
-            seconds = sum(float(n) * scale[unit] for n, unit in _SPAN.findall(text))
-        else:
-            raise ValueError(f"{value!r} is not a duration (use seconds or e.g. 30s, 5m, 2h, 1h30m)")
-    if seconds < 0:
-        raise ValueError(f"{value!r} is negative")
-    return seconds
 
 
 def _convert(kind: str, value):

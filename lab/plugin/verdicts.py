@@ -4,11 +4,18 @@ and capacity.json, and fail headless runs whose objectives failed."""
 
 import json
 import logging
+import time
+from collections import deque
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SLO_FILE = "slo.yaml"
+# abort_after: objectives are checked every CHECK_SECONDS over the last WINDOW_SECONDS of the run. On a
+# master the workers' stats arrive every 3 s, so a breach is seen up to one report interval and one
+# check late: a run is stopped within abort_after + WORKER_REPORT_INTERVAL + 2 * CHECK_SECONDS.
+CHECK_SECONDS = 1.0
+WINDOW_SECONDS = 10.0
 
 
 def _add_arguments(parser) -> None:
@@ -51,6 +58,74 @@ def _on_init(environment, **_kwargs) -> None:
     except ConfigError as exc:
         logger.error("%s", exc)
         sys.exit(1)
+    import gevent
+
+    gevent.spawn(_watch_breaches, environment)
+
+
+def _watch_breaches(environment) -> None:
+    """Stop a running test once an objective with `abort_after` has been breached that long, judged over
+    the last WINDOW_SECONDS; the run's verdict then says it was aborted and why."""
+    import gevent
+    from locust.runners import STATE_RUNNING, STATE_SPAWNING
+
+    from lab.core import slo
+    from lab.core.yamlconf import ConfigError
+    from lab.plugin import runs
+
+    watched, objectives, history, breached_since = None, [], deque(), {}
+    while True:
+        gevent.sleep(CHECK_SECONDS)
+        run = runs.current(environment)
+        if (
+            run is None
+            or run.state != "running"
+            or environment.runner.state not in (STATE_RUNNING, STATE_SPAWNING)
+        ):
+            continue
+        now = time.monotonic()
+        if run is not watched:  # a new run: its own objectives (the web UI form may override them)
+            watched, history, breached_since = run, deque([(now - (time.time() - run.started_at), {})]), {}
+            try:
+                objectives = [o for o in slo.objectives_of(environment.parsed_options) if o.abort_after]
+            except ConfigError:
+                objectives = []  # judged (and reported) at the end of the run
+        if not objectives:
+            continue
+        history.append((now, snapshot(environment.stats)))
+        while len(history) > 2 and history[1][0] <= now - WINDOW_SECONDS:
+            history.popleft()
+        since, before = history[0]
+        window = window_between(before, history[-1][1], now - since)
+        for objective in objectives:
+            verdict = slo.judge(objective, window)
+            if verdict.passed is not False:
+                breached_since.pop(objective.name, None)
+                continue
+            breached_for = now - breached_since.setdefault(objective.name, now)
+            if breached_for >= objective.abort_after:
+                _abort(environment, run, objective, verdict, breached_for)
+                break
+
+
+def _abort(environment, run, objective, verdict, breached_for: float) -> None:
+    import gevent
+
+    reason = (
+        f"{verdict.describe()} over the last {WINDOW_SECONDS:g} s, breached for {breached_for:.0f} s "
+        f"(abort_after {objective.abort_after:g} s)"
+    )
+    run.aborted = {
+        "objective": objective.name,
+        "at": time.time(),
+        "breached_for_seconds": breached_for,
+        "reason": reason,
+    }
+    logger.error("lab: run %s aborted: %s", run.run_id, reason)
+    runner = environment.runner
+    headless = environment.parsed_options is not None and environment.parsed_options.headless
+    # Headless, Locust ends the process when the runner quits, as at the end of its run time.
+    gevent.spawn(runner.quit if headless else runner.stop)
 
 
 def snapshot(stats) -> dict:
@@ -109,14 +184,17 @@ def judge(environment, run, figures) -> dict | None:
     for verdict in verdicts:
         logger.info("SLO %s", verdict.describe())
     failed = [v.objective for v in verdicts if v.passed is False]
+    if run.aborted and run.aborted["objective"] not in failed:
+        failed.append(run.aborted["objective"])  # breached while running, whatever the whole run's figure
     if failed:
-        logger.error("SLO failed: %s", ", ".join(failed))
+        logger.error("SLO failed: %s", ", ".join(failed) + (" (run aborted)" if run.aborted else ""))
         if headless:
             environment.process_exit_code = 1
     run.slo_verdicts = [v for v in verdicts if v.passed is not None]
     outcome = {
         "passed": not failed,
         "failed": failed,
+        "aborted": run.aborted,
         "window": window.describe(),
         "objectives": [v.to_dict() for v in verdicts],
     }

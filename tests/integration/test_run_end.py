@@ -191,3 +191,47 @@ def test_a_headless_run_stopped_by_sigterm_exits_1_when_an_objective_failed(tmp_
     total = int(aggregated(folder / "locust_stats.csv")["Request Count"])
     own = json.loads((tmp_path / "own.json").read_text())
     assert slo["window"]["requests"] == total == sum(e["num_requests"] for e in own) > 0
+
+
+def test_an_objective_with_abort_after_stops_a_run_that_breaches_it(tmp_path, target):
+    """errors: at most 1% for 3 s; the Shopper's /fail requests are 10% from the start. The run is
+    stopped within abort_after plus one worker report interval and two checks; nothing else stops it."""
+    (tmp_path / "slo.yaml").write_text(
+        SLO.format(items_p95="10s").replace("    max: 0.5\n", "    max: 0.01\n    abort_after: 3s\n", 1)
+    )
+    locust = Locust(tmp_path, target, "Shopper", 2, PLUGIN_FILES, LOCUSTFILE)
+    try:
+        wait_until(lambda: locust.value("locust_workers", state="ready") == 2, 30, 0.2)
+        locust.swarm(8)
+        run = wait_until(lambda: (r := locust.run())["state"] == "ended" and r, 60, 0.2, "the run aborted")
+    finally:
+        locust.stop()
+    from locust.runners import WORKER_REPORT_INTERVAL
+
+    from lab.plugin.verdicts import CHECK_SECONDS
+
+    outcome = run["outcome"]
+    assert outcome["aborted"]["at"] - run["started_at"] <= 3 + WORKER_REPORT_INTERVAL + 2 * CHECK_SECONDS
+    assert outcome["passed"] is False and outcome["failed"] == ["errors"]
+    assert outcome["aborted"]["objective"] == "errors"
+    assert "abort_after 3 s" in outcome["aborted"]["reason"]
+    slo = json.loads((Path(run["results_dir"]) / "slo.json").read_text())
+    assert slo["aborted"] == outcome["aborted"]
+
+
+def test_a_headless_run_aborted_by_an_objective_exits_1(tmp_path, target):
+    (tmp_path / "slo.yaml").write_text(
+        SLO.format(items_p95="1ms").replace("max: 1ms", "max: 1ms\n    abort_after: 2s")
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(tmp_path / "results")}
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "4", "-r", "4", "-t", "120s",
+         "--host", target, "--exporter-port", "0", *PLUGIN_FILES, "Reader"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    (folder,) = (tmp_path / "results").iterdir()
+    slo = json.loads((folder / "slo.json").read_text())
+    assert slo["aborted"]["objective"] == "items-p95" and slo["failed"] == ["items-p95"]
+    record = json.loads((folder / "run.json").read_text())
+    assert record["end"] - record["start"] < 10

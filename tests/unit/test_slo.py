@@ -45,6 +45,13 @@ objectives:
     assert objectives[0].requests == ("*",)
 
 
+def test_abort_after_is_a_duration_and_optional():
+    objectives = parse(
+        "objectives:\n  a: {metric: error_ratio, max: 0.1, abort_after: 2m}\n  b: {metric: error_ratio, max: 0.1}\n"
+    )
+    assert [o.abort_after for o in objectives] == [120.0, None]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -93,6 +100,14 @@ objectives:
             "slo.yaml:3:",
         ),
         ("objectives:\n  a: [unclosed\n", "slo.yaml:3: invalid YAML"),
+        (
+            "objectives:\n  a:\n    metric: error_ratio\n    max: 0.1\n    abort_after: soon\n",
+            "slo.yaml:5: objective 'a': abort_after 'soon' is not a duration above 0",
+        ),
+        (
+            "objectives:\n  a:\n    metric: error_ratio\n    max: 0.1\n    abort_after: 0s\n",
+            "slo.yaml:5: objective 'a': abort_after '0s' is not a duration above 0",
+        ),
     ],
 )
 def test_a_bad_file_names_the_line_and_the_key(text, message):
