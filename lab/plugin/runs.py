@@ -45,7 +45,7 @@ class Verdict(Protocol):
     threshold: float
 
 
-class Capacity(TypedDict, total=False):
+class CapacityResult(TypedDict, total=False):
     """The capacity search result (lab.core.capacity, filled in by lab.plugin.shapes): the highest step that met
     the objectives (users and requests/s are None when none did) and every step."""
 
@@ -78,7 +78,7 @@ class Run(RunRecord):
     state: str = "running"
     stage: str | None = None  # the load shape's current stage, set by lab.plugin.shapes
     slo_verdicts: list[Verdict] = field(default_factory=list)
-    capacity: Capacity | None = None
+    capacity: CapacityResult | None = None
     figures: Figures | None = None  # set once, when the run ends
     outcome: dict | None = None  # the final verdict and capacity (lab.plugin.verdicts), once ended
     aborted: dict | None = None  # why lab.plugin.verdicts stopped the run early (an abort_after breach)
