@@ -1,31 +1,10 @@
-"""Locust users for the end-of-run tests (the target is the test's own loopback server). Loads the
-whole Load Lab plugin, as the lab's master does; the test writes slo.yaml into the master's folder."""
-
-import random
+"""Locust users for the end-of-run tests (the target is the test's own loopback server): the report
+tests' Visitor, which loads the whole Load Lab plugin, and a Reader whose requests never fail. The
+test writes slo.yaml into the master's folder."""
 
 from locust import HttpUser, constant, task
 
-import lab.plugin  # noqa: F401
-
-
-class Shopper(HttpUser):
-    """Two named endpoints with spread-out response times, and one that always fails."""
-
-    wait_time = constant(0.02)
-
-    @task(6)
-    def item(self):
-        self.client.get(
-            f"/items/{random.randint(1, 1000)}?delay_ms={random.randint(0, 60)}", name="/items/[id]"
-        )
-
-    @task(3)
-    def home(self):
-        self.client.get("/")
-
-    @task(1)
-    def broken(self):
-        self.client.get(f"/fail/{random.randint(1, 1000)}", name="/fail/[id]")
+from tests.integration.report_locustfile import Visitor  # noqa: F401 - offered to Locust
 
 
 class Reader(HttpUser):

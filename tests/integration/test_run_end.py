@@ -39,7 +39,7 @@ objectives:
 """
 
 
-def start(tmp_path, target, user_class="Shopper", workers=2, items_p95="10s") -> Locust:
+def start(tmp_path, target, user_class="Visitor", workers=2, items_p95="10s") -> Locust:
     (tmp_path / "slo.yaml").write_text(SLO.format(items_p95=items_p95))
     locust = Locust(tmp_path, target, user_class, workers, PLUGIN_FILES, LOCUSTFILE)
     wait_until(lambda: locust.value("locust_workers", state="ready") == workers or not workers, 30, 0.2)
@@ -194,12 +194,12 @@ def test_a_headless_run_stopped_by_sigterm_exits_1_when_an_objective_failed(tmp_
 
 
 def test_an_objective_with_abort_after_stops_a_run_that_breaches_it(tmp_path, target):
-    """errors: at most 1% for 3 s; the Shopper's /fail requests are 10% from the start. The run is
+    """errors: at most 1% for 3 s; the Visitor's /fail requests are 10% from the start. The run is
     stopped within abort_after plus one worker report interval and two checks; nothing else stops it."""
     (tmp_path / "slo.yaml").write_text(
         SLO.format(items_p95="10s").replace("    max: 0.5\n", "    max: 0.01\n    abort_after: 3s\n", 1)
     )
-    locust = Locust(tmp_path, target, "Shopper", 2, PLUGIN_FILES, LOCUSTFILE)
+    locust = Locust(tmp_path, target, "Visitor", 2, PLUGIN_FILES, LOCUSTFILE)
     try:
         wait_until(lambda: locust.value("locust_workers", state="ready") == 2, 30, 0.2)
         locust.swarm(8)
