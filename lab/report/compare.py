@@ -105,6 +105,14 @@ def compare(before: dict, after: dict, threshold: float, error_threshold: float,
     return {
         "before": before["run_id"],
         "after": after["run_id"],
+        # The whole-run request counts the figures are based on, per endpoint (None: not in that run).
+        "requests": {
+            endpoint: {
+                "before": before["endpoints"].get(endpoint, {}).get("requests"),
+                "after": after["endpoints"].get(endpoint, {}).get("requests"),
+            }
+            for endpoint in sorted(set(before["endpoints"]) | set(after["endpoints"]))
+        },
         "thresholds": {
             "relative": threshold,
             "error_ratio_absolute": error_threshold,

@@ -59,6 +59,10 @@ def html_counts(path: Path) -> dict[tuple[str, str], int]:
     return {(row["method"] or "", row["name"]): row["num_requests"] for row in rows}
 
 
+def figures_requests(figures: dict) -> dict[str, int]:
+    return {key: f["requests"] for key, f in figures["endpoints"].items()}
+
+
 def folder_digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
@@ -109,6 +113,25 @@ def test_every_results_file_agrees_with_locusts_csv_with_two_workers(tmp_path, t
     record = json.loads((folder / "run.json").read_text())
     assert record["run_id"] == run_id and record["end"] == run["ended_at"]
     assert "without the final stats report" not in (tmp_path / "master.log").read_text()
+
+    # The report and the comparison, from the run's files (no Prometheus here).
+    env = {
+        **os.environ,
+        "LAB_RESULTS_DIR": str(locust.results),
+        "LAB_SLO_FILE": str(tmp_path / "slo.yaml"),
+        "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
+    }
+    for args in (("report", run_id), ("compare", run_id, run_id)):
+        result = subprocess.run([sys.executable, "-m", "lab", *args], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    figures = json.loads((folder / "report.json").read_text())
+    assert (figures["summary"]["requests"], figures["summary"]["failures"]) == (total, failures)
+    assert figures_requests(figures) == {f"{method} {name}": n for (method, name), n in counts.items()}
+    assert {o["objective"]: o["requests"] for o in figures["slo"]} == by_objective
+    assert f">{total:,}<" in (folder / "report.html").read_text()
+    compared = json.loads((folder / "compare.json").read_text())["requests"]
+    assert compared["overall"] == {"before": total, "after": total}
+    assert {k: v["after"] for k, v in compared.items() if k != "overall"} == figures_requests(figures)
 
 
 def test_a_reset_a_second_stop_and_a_quit_after_the_end_change_nothing(tmp_path, target):
