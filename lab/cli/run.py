@@ -133,8 +133,9 @@ class Master:
             )
         return response.json()
 
-    def run(self) -> dict | None:
-        response = self.call("GET", "/lab/run")
+    def run(self, run_id: str | None = None) -> dict | None:
+        """The master's current run (None before the first), or the run `run_id` if it still knows it."""
+        response = self.call("GET", "/lab/run", params={"run_id": run_id} if run_id else None)
         if response.status_code == 404:
             body = response.json() if "json" in response.headers.get("content-type", "") else {}
             if "error" in body:
@@ -234,10 +235,12 @@ def follow(master: Master, run: dict) -> dict:
         stats = master.stats()
         current = master.run() or run
         if current["run_id"] != run["run_id"]:
-            raise LabError(
-                f"the stats were reset during run {run['run_id']}: it ended with its stats until then "
-                "and a new run started; see `lab runs`"
-            )
+            # The stats were reset: the run ended with its stats until then and a new one started.
+            current = master.run(run["run_id"])
+            if current is None:
+                raise LabError(
+                    f"the master no longer knows run {run['run_id']}: see `lab runs` on its machine"
+                )
         line = progress_line(current, stats)
         print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
         # "ended": the master has judged the run on its final figures and written its results.

@@ -233,6 +233,7 @@ class _Lifecycle:
         self.stopping: set[str] = set()
         self.reported: set[str] = set()
         self.settling = None  # the greenlet that ends the run once the reports are in
+        self.previous: Run | None = None  # the run before the current one (`lab run` may follow it)
 
     def on_init(self, environment, runner=None, web_ui=None, **_kw) -> None:
         if not (_is_master(runner) or _is_local(runner)):
@@ -256,14 +257,26 @@ class _Lifecycle:
         @web_ui.app.route("/lab/run")
         @web_ui.auth_required_if_enabled
         def lab_run():
+            """The current run, or with ?run_id= that run if it is the current or the previous one."""
+            from flask import request
+
             run = current(environment)
+            wanted = request.args.get("run_id")
+            if wanted and self.previous is not None and self.previous.run_id == wanted:
+                run = self.previous
             if run is None:
                 return jsonify({"error": "no run has started yet"}), 404
+            if wanted and run.run_id != wanted:
+                return jsonify({"error": f"run {wanted} is neither the current nor the previous run"}), 404
             return jsonify(run.summary())
+
+    def next_run(self, environment) -> None:
+        self.previous = current(environment)
+        start_run(environment)
 
     def on_test_start(self, environment, **_kw) -> None:
         if environment is self.environment:
-            start_run(environment)
+            self.next_run(environment)
 
     def on_reset(self) -> None:
         """Stats are about to be reset: end the run with the stats it had, and start a fresh one.
@@ -273,7 +286,7 @@ class _Lifecycle:
         if run is None or run.state != "running":
             return
         end_run(environment, run)
-        start_run(environment)
+        self.next_run(environment)
 
     def on_spawning_complete(self, **_kw) -> None:
         # Runner.__init__ adds its own listener (which resets the stats) after this plugin's, so the

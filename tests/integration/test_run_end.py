@@ -258,3 +258,23 @@ def test_a_headless_run_aborted_by_an_objective_exits_1(tmp_path, target):
     assert slo["aborted"]["objective"] == "items-p95" and slo["failed"] == ["items-p95"]
     record = json.loads((folder / "run.json").read_text())
     assert record["end"] - record["start"] < 10
+
+
+def test_a_reset_during_a_run_ends_it_and_the_master_still_serves_it(tmp_path, target):
+    locust = start(tmp_path, target, workers=0)
+    try:
+        locust.swarm(4)
+        first = wait_until(lambda: (r := locust.run())["state"] == "running" and r, 30, 0.2)["run_id"]
+        wait_until(lambda: locust.value("locust_requests_total", run_id=first) >= 50, 40, 0.2, "50 requests")
+        requests.post(f"{locust.web}/stats/reset", timeout=5).raise_for_status()
+        assert locust.run()["run_id"] != first
+        ended = requests.get(f"{locust.web}/lab/run", params={"run_id": first}, timeout=5).json()
+        unknown = requests.get(f"{locust.web}/lab/run", params={"run_id": "nope"}, timeout=5)
+    finally:
+        locust.stop()
+    assert ended["run_id"] == first and ended["state"] == "ended"
+    total = int(aggregated(Path(ended["results_dir"]) / "locust_stats.csv")["Request Count"])
+    assert ended["outcome"]["window"]["requests"] == total > 0
+    assert (
+        unknown.status_code == 404 and "neither the current nor the previous run" in unknown.json()["error"]
+    )
