@@ -196,6 +196,9 @@ def _soak(report):
         ):
             if part is not None:  # the two levels the drift was judged on
                 _line(ax, [(part[0], part[2]), (part[1], part[2])], name, color, scale, style)
+        if check["plateau"] is not None:
+            (since,) = _times([(check["plateau"]["since"], 0)])
+            ax.axvline(since, color=color, linestyle=":", linewidth=1, label="plateau since")
         _frame(ax, report, label, drawn)
         ax.ticklabel_format(axis="y", useOffset=False)  # show values, not "1e-10 + 415.789"
         values = [v * scale for _, v in points if v is not None]
