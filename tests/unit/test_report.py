@@ -343,6 +343,16 @@ def test_soak_verdict_from_drift_over_the_steady_part(tmp_path):
     assert len(parse_page(render(built)).images) == 3
 
 
+def test_soak_memory_that_steps_up_and_stays_reports_its_plateau(tmp_path):
+    data = responses()
+    data["api_rss"] = matrix([({}, lambda t: 80e6 + 20e6 * (t >= START + 25))])
+    built = report.build(make_run(tmp_path, "soak"), data, {}, THRESHOLDS)
+    memory = next(c for c in built["soak"]["checks"] if c["check"] == "API resident memory")
+    assert memory["drift_per_hour"] == 0.0 and memory["passed"]
+    assert memory["plateau"] == {"level": 100e6, "since": START + 25}
+    assert "since 2023-11-14" in render(built)
+
+
 def test_soak_fails_on_a_drift_above_its_limit_or_without_data(tmp_path):
     strict = {**THRESHOLDS, "soak": {**report.SOAK_DEFAULTS, "max_api_memory_slope_bytes_per_hour": 1e6}}
     soak = report.build(make_run(tmp_path, "soak"), responses(), {}, strict)["soak"]
