@@ -8,7 +8,7 @@ WORKERS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab-up lab-down lab-status lab-workers dashboards test lint bench images-offline
+.PHONY: help install lab-up lab-down lab-status lab-workers dashboards test test-unit test-integration test-e2e lint bench images-offline
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,15 @@ dashboards: install ## regenerate grafana/dashboards/*.json and prometheus/rules
 
 test: install ## run the whole test suite (unit, integration, end-to-end on Docker)
 	$(BIN)/python -m pytest
+
+test-unit: install ## the unit tests: pure Python, seconds, no Docker
+	$(BIN)/python -m pytest -m unit tests/unit
+
+test-integration: install ## the integration tests: real processes, servers from the lab's images on Docker
+	$(BIN)/python -m pytest -m integration
+
+test-e2e: install ## the end-to-end tests on the compose stack
+	$(BIN)/python -m pytest -m e2e
 
 lint: install ## ruff check and format check
 	$(BIN)/ruff check .

@@ -1,13 +1,12 @@
 """The compose file as Compose v2 reads it, online and offline: pinned images, healthchecks, safe ports."""
 
 import json
-import shutil
-import subprocess
 
 import pytest
 
 from lab.core.config import Lab
 from tests.support.compose import GENERATED_SECRETS, ROOT, env_file, needs_compose, run_compose
+from tests.support.local_services import promtool
 
 pytestmark = needs_compose
 
@@ -86,12 +85,8 @@ def test_missing_secrets_are_refused_by_name(tmp_path):
 
 
 def test_prometheus_config_is_valid():
-    promtool = shutil.which("promtool")
-    if not promtool:
-        pytest.skip("promtool (Debian package prometheus) is not installed")
-    result = subprocess.run(
-        [promtool, "check", "config", "--syntax-only", str(ROOT / "prometheus/prometheus.yml")],
-        capture_output=True,
-        text=True,
-    )
+    result = promtool(
+        "check", "config", "--syntax-only", "prometheus.yml",
+        files={"prometheus.yml": ROOT / "prometheus/prometheus.yml"},
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

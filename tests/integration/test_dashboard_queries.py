@@ -7,20 +7,18 @@ is checked here, the rest of the stack by tests/e2e/test_dashboards_live.py.
 """
 
 import re
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from lab import dashboards
 from lab.core.prometheus import Prometheus
 from tests.integration.exporter_target import serve
 from tests.integration.test_exporter_cluster import Locust
-from tests.support.local_services import free_port, wait_until
+from tests.support.local_services import PrometheusServer, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "prometheus" / "rules"
@@ -40,48 +38,25 @@ def target():
 
 
 @pytest.fixture
-def prometheus_with_rules(tmp_path):
+def prometheus_with_rules():
     """Start a Prometheus with the lab's rules; the test passes the port it scrapes."""
     started = []
 
     def start(exporter_port: int) -> Prometheus:
-        address = f"127.0.0.1:{free_port()}"
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(RULES / "recording.yml"), str(RULES / "slo.yml")],
-                    "scrape_configs": [
-                        {
-                            "job_name": "locust",
-                            "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
-                        }
-                    ],
-                }
-            )
-        )
-        log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address={address}",
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": ["rules/recording.yml", "rules/slo.yml"],
+            "scrape_configs": [
+                {"job_name": "locust", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        started.append((process, log))
-        url = f"http://{address}"
-        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=1).ok, 30, 0.2, "prometheus ready")
-        return Prometheus(url)
+        }
+        server = PrometheusServer(yaml.safe_dump(config), files={"rules": RULES})
+        started.append(server)
+        return Prometheus(server.start().url)
 
     yield start
-    for process, log in started:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+    for server in started:
+        server.stop()
 
 
 def metrics_of(expr: str) -> set[str]:

@@ -8,8 +8,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -19,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lab.plugin.exporter import DEFAULT_BUCKETS
 from tests.integration.exporter_target import serve
-from tests.support.local_services import free_port, wait_until
+from tests.support.local_services import PrometheusServer, promtool, wait_until
+from tests.support.locust import LocustProcesses
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -36,7 +35,7 @@ def target():
     server.server_close()
 
 
-class Locust:
+class Locust(LocustProcesses):
     """A Locust master (or local runner) with web UI and exporter, plus worker processes."""
 
     def __init__(
@@ -48,44 +47,16 @@ class Locust:
         extra: tuple[str, ...] = (),
         locustfile: Path = LOCUSTFILE,
     ):
-        self.workdir = workdir
         self.results = workdir / "results"
-        self.web = f"http://127.0.0.1:{free_port()}"
-        self.exporter_port = free_port()
-        self.metrics_url = f"http://127.0.0.1:{self.exporter_port}/metrics"
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(self.results)}
-        master_port = free_port()
-        common = [sys.executable, "-m", "locust", "-f", str(locustfile)]
-        role = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]
-        master = [
-            *common,
-            *(role if workers else []),
-            "--web-host", "127.0.0.1",
-            "--web-port", self.web.rsplit(":", 1)[1],
-            "--exporter-port", str(self.exporter_port),
-            "--exporter-host", "127.0.0.1",
-            "--host", host,
-            *extra,
-            user_class,
-        ]  # fmt: skip
-        self.master = self._spawn(master, "master")
-        worker = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
-        self.workers = [self._spawn(worker, f"worker{i}") for i in range(workers)]
-
-    def _spawn(self, args, name) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(args, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        for process in [*self.workers, self.master]:
-            if process.poll() is None:
-                process.terminate()
-        for process in [*self.workers, self.master]:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        super().__init__(
+            workdir,
+            [locustfile],
+            workers=workers,
+            web=True,
+            exporter=True,
+            args=["--host", host, *extra, user_class],
+        )
+        self.start()
 
     def scrape(self) -> dict[str, list]:
         """{sample name: [(labels, value)]} of one /metrics exposition."""
@@ -101,22 +72,19 @@ class Locust:
         return sum(v for lab, v in samples.get(sample, []) if all(lab.get(k) == w for k, w in labels.items()))
 
     def run(self) -> dict:
-        response = requests.get(f"{self.web}/lab/run", timeout=5)
+        response = requests.get(f"{self.web_url}/lab/run", timeout=5)
         response.raise_for_status()
         return response.json()
 
     def swarm(self, users: int) -> None:
         response = requests.post(
-            f"{self.web}/swarm", data={"user_count": users, "spawn_rate": users}, timeout=5
+            f"{self.web_url}/swarm", data={"user_count": users, "spawn_rate": users}, timeout=5
         )
         assert response.json()["success"], response.text
 
     def stop_test(self) -> dict:
-        requests.post(f"{self.web}/stop", timeout=5).raise_for_status()
+        requests.post(f"{self.web_url}/stop", timeout=5).raise_for_status()
         return wait_until(lambda: (r := self.run())["state"] == "ended" and r, 30, 0.2, "run results written")
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.workdir.glob("*.log")))
 
 
 @pytest.fixture
@@ -134,34 +102,9 @@ def cluster(tmp_path, target):
         locust.stop()
 
 
-class Prometheus:
-    def __init__(self, workdir: Path, target_port: int):
-        self.url = f"http://127.0.0.1:{free_port()}"
-        config = workdir / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s}\n"
-            f"scrape_configs: [{{job_name: locust, static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]}}]\n"
-        )
-        self.process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "prometheus.log", "wb"),  # noqa: SIM115
-        )
-        wait_until(lambda: requests.get(f"{self.url}/-/ready", timeout=1).ok, 30, 0.2, "prometheus ready")
-
-    def query(self, promql: str) -> list:
-        response = requests.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5)
-        response.raise_for_status()
-        return response.json()["data"]["result"]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=15)
+def prometheus_scraping(target_port: int) -> PrometheusServer:
+    config = f"global: {{scrape_interval: 1s}}\nscrape_configs: [{{job_name: locust, static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]}}]\n"
+    return PrometheusServer(config).start()
 
 
 def read_stats_csv(path: Path) -> dict[tuple[str, str], dict]:
@@ -178,7 +121,7 @@ def bucket_index(seconds: float) -> int:
 
 def test_exporter_agrees_with_locusts_own_stats_with_two_workers(cluster, tmp_path):
     locust = cluster()
-    prometheus = Prometheus(tmp_path, locust.exporter_port)
+    prometheus = prometheus_scraping(locust.exporter_port)
     try:
         locust.swarm(8)
         wait_until(
@@ -239,11 +182,8 @@ def test_exporter_agrees_with_locusts_own_stats_with_two_workers(cluster, tmp_pa
         prometheus.stop()
 
     # The exposition passes Prometheus' own lint.
-    lint = subprocess.run(
-        ["promtool", "check", "metrics"], input=requests.get(locust.metrics_url, timeout=5).text, text=True,
-        capture_output=True,
-    )  # fmt: skip
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+    code, out, err = promtool("check", "metrics", stdin=requests.get(locust.metrics_url, timeout=5).text)
+    assert code == 0, out + err
 
 
 def test_reset_starts_a_new_run_and_a_lost_worker_is_seen_and_recorded(cluster):
@@ -252,7 +192,7 @@ def test_reset_starts_a_new_run_and_a_lost_worker_is_seen_and_recorded(cluster):
     first = wait_until(lambda: (r := locust.run())["state"] == "running" and r, 30, 0.2)["run_id"]
     wait_until(lambda: locust.value("locust_requests_total", run_id=first) >= 100, 40, 0.2)
 
-    requests.post(f"{locust.web}/stats/reset", timeout=5).raise_for_status()
+    requests.post(f"{locust.web_url}/stats/reset", timeout=5).raise_for_status()
     second = locust.run()["run_id"]
     assert second != first
     samples = locust.scrape()
@@ -322,31 +262,18 @@ def test_thousands_of_distinct_urls_stay_under_the_name_bound(cluster):
 def test_a_headless_run_leaves_the_same_figures_as_locusts_own_final_stats(tmp_path, target):
     """Headless, the master quits right after the test stops: lab.plugin.runs' results must still hold the
     workers' final reports, like the stats Locust itself dumps at exit (--json-file)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(tmp_path / "results")}
-    master_port = free_port()
-    common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
-    master = subprocess.Popen(
-        [
-            *common, "--headless", "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
-            "--master-bind-port", str(master_port), "-u", "6", "-r", "6", "-t", "4s", "--host", target,
+    locust = LocustProcesses(
+        tmp_path,
+        [LOCUSTFILE],
+        workers=2,
+        headless=True,
+        args=[
+            "-u", "6", "-r", "6", "-t", "4s", "--host", target,
             "--exporter-port", "0", "--json-file", str(tmp_path / "own"), "Shopper",
         ],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "master.log", "wb"),  # noqa: SIM115
     )  # fmt: skip
-    worker = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
-    workers = [
-        subprocess.Popen(worker, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(2)
-    ]
-    try:
-        master.wait(timeout=60)
-        for process in workers:
-            process.wait(timeout=30)
-    finally:
-        for process in [*workers, master]:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    with locust:
+        locust.wait(timeout=60)
     (run_dir,) = (tmp_path / "results").iterdir()
     ours = read_stats_csv(run_dir / "locust_stats.csv")
     own = {(e["method"], e["name"]): e for e in json.loads((tmp_path / "own.json").read_text())}

@@ -1,5 +1,5 @@
 """`lab report` and `lab compare` end to end without Docker: a real Locust (web UI, the whole Load Lab
-plugin) loads a loopback target, a real Prometheus (Debian's) scrapes the Locust exporter every
+plugin) loads a loopback target, a real Prometheus (the lab's image) scrapes the Locust exporter every
 second, and the commands read it back. The report must agree with Locust's own CSV.
 """
 
@@ -20,14 +20,13 @@ import pytest
 
 from lab.core.prometheus import Prometheus
 from tests.integration import exporter_target
+from tests.support.local_services import PrometheusServer
+from tests.support.locust import LocustProcesses, locust_env
 from tests.support.report_files import embedded_images, locust_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-PROMETHEUS = shutil.which("prometheus")
 CHROMIUM = shutil.which("chromium")
-
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus (Debian package) is not installed")
 
 SLO = """objectives:
   p95:
@@ -80,54 +79,41 @@ class Lab:
         self.results = workdir / "results"
         self.slo = workdir / "slo.yaml"
         self.slo.write_text(SLO)
-        self.exporter_port, self.web_port, self.prometheus_port = free_port(), free_port(), free_port()
-        self.capacity_exporter_port = free_port()
-        self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
-        self.locust_url = f"http://127.0.0.1:{self.web_port}"
-        self.processes: list[subprocess.Popen] = []
+        self.prometheus: PrometheusServer | None = None
+        self.locust: LocustProcesses | None = None
+        self.capacity: LocustProcesses | None = None
         self.last_run_id = None
 
     def start(self, target_url: str) -> None:
         self.target_url = target_url
-        config = self.workdir / "prometheus.yml"
-        config.write_text(
+        lab_files = ["--scenarios-file", str(ROOT / "locust/scenarios.yaml"), "--slo-file", str(self.slo)]
+        env = locust_env(self.results)
+        self.locust = LocustProcesses(
+            self.workdir, [HERE / "report_locustfile.py"], web=True, exporter=True,
+            args=["--host", target_url, *lab_files], env=env, name="locust",
+        )  # fmt: skip
+        # A short headless capacity search (3 steps of 6 s), started by run_capacity() on its own exporter.
+        self.capacity = LocustProcesses(
+            self.workdir, [HERE / "report_capacity_locustfile.py"], headless=True, exporter=True,
+            args=["--host", target_url, *lab_files, "--scenario", "capacity",
+                  "--scenario-params", "start_users=2,step_users=2,users=6,step_duration=6s,ramp=1s"],
+            env=env, name="capacity",
+        )  # fmt: skip
+        self.prometheus = PrometheusServer(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: locust\n"
             "    static_configs:\n      - targets:\n"
-            f"        - 127.0.0.1:{self.exporter_port}\n        - 127.0.0.1:{self.capacity_exporter_port}\n"
-        )
-        self.spawn(
-            "prometheus",
-            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.prometheus_port}"],
-        )  # fmt: skip
-        self.spawn(
-            "locust",
-            [sys.executable, "-m", "locust", "-f", str(HERE / "report_locustfile.py"),
-             "--web-host", "127.0.0.1", "--web-port", str(self.web_port), "--host", target_url,
-             "--exporter-port", str(self.exporter_port), "--scenarios-file", str(ROOT / "locust/scenarios.yaml"),
-             "--slo-file", str(self.slo)],
-        )  # fmt: skip
-        wait_for(
-            lambda: urllib.request.urlopen(f"{self.prometheus_url}/-/ready", timeout=2),
-            60,
-            "Prometheus ready",
-        )
-        wait_for(lambda: urllib.request.urlopen(self.locust_url, timeout=2), 60, "Locust web UI up")
-
-    def spawn(self, name: str, argv: list[str]) -> None:
-        log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        env = {**os.environ, "LAB_RESULTS_DIR": str(self.results), "PYTHONPATH": str(ROOT)}
-        self.processes.append(subprocess.Popen(argv, cwd=self.workdir, env=env, stdout=log, stderr=log))
+            f"        - 127.0.0.1:{self.locust.exporter_port}\n        - 127.0.0.1:{self.capacity.exporter_port}\n"
+        ).start()
+        self.prometheus_url = self.prometheus.url
+        self.locust_url = self.locust.web_url
+        self.locust.start().wait_ready()
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for processes in (self.locust, self.capacity):
+            if processes and processes.master:
+                processes.stop()
+        if self.prometheus:
+            self.prometheus.stop()
 
     def run_load(self, users: int, seconds: int) -> str:
         """A bounded run through Locust's web API; returns its id once Prometheus has its final counts."""
@@ -164,16 +150,9 @@ class Lab:
         return run_id
 
     def run_capacity(self) -> str:
-        """A short headless capacity search (3 steps of 6 s) in its own Locust; returns its run id."""
+        """The short headless capacity search in its own Locust; returns its run id."""
         before = set(self.results.iterdir())
-        subprocess.run(
-            [sys.executable, "-m", "locust", "-f", str(HERE / "report_capacity_locustfile.py"), "--headless",
-             "--host", self.target_url, "--exporter-port", str(self.capacity_exporter_port),
-             "--scenarios-file", str(ROOT / "locust/scenarios.yaml"), "--slo-file", str(self.slo),
-             "--scenario", "capacity", "--scenario-params", "start_users=2,step_users=2,users=6,step_duration=6s,ramp=1s"],
-            cwd=self.workdir, env={**os.environ, "LAB_RESULTS_DIR": str(self.results), "PYTHONPATH": str(ROOT)},
-            capture_output=True, timeout=120,
-        )  # fmt: skip
+        self.capacity.start().wait(timeout=120)
         (folder,) = set(self.results.iterdir()) - before
         return folder.name
 
@@ -260,7 +239,10 @@ def test_without_prometheus_the_report_says_so_and_compare_is_the_same(lab, tmp_
     assert (tmp_path / "up.json").read_text() == (tmp_path / "down.json").read_text()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) is not installed")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs Chromium for the screenshot: install it (Debian: apt-get install chromium)",
+)
 def test_report_renders_in_headless_chromium(lab, tmp_path):
     import matplotlib.image
 

@@ -75,10 +75,11 @@ def test_every_results_file_agrees_with_locusts_csv_with_two_workers(tmp_path, t
         wait_until(
             lambda: locust.value("locust_requests_total", run_id=run_id) >= 600, 40, 0.2, "600 requests"
         )
-        requests.post(f"{locust.web}/stop", timeout=5).raise_for_status()
+        requests.post(f"{locust.web_url}/stop", timeout=5).raise_for_status()
         # When the master's runner has stopped, the workers' last reports are still on their way.
         wait_until(
-            lambda: requests.get(f"{locust.web}/stats/requests", timeout=5).json()["state"] == "stopped", 30
+            lambda: requests.get(f"{locust.web_url}/stats/requests", timeout=5).json()["state"] == "stopped",
+            30,
         )
         at_stop = locust.value("locust_requests_total", run_id=run_id)
         run = wait_until(lambda: (r := locust.run())["state"] == "ended" and r, 30, 0.2, "run ended")
@@ -157,11 +158,12 @@ def test_a_reset_a_second_stop_and_a_quit_after_the_end_change_nothing(tmp_path,
             > 0
         )
 
-        requests.post(f"{locust.web}/stats/reset", timeout=5).raise_for_status()
+        requests.post(f"{locust.web_url}/stats/reset", timeout=5).raise_for_status()
         assert (
-            requests.get(f"{locust.web}/stats/requests", timeout=5).json()["stats"][-1]["num_requests"] == 0
+            requests.get(f"{locust.web_url}/stats/requests", timeout=5).json()["stats"][-1]["num_requests"]
+            == 0
         )
-        requests.post(f"{locust.web}/stop", timeout=5).raise_for_status()
+        requests.post(f"{locust.web_url}/stop", timeout=5).raise_for_status()
         after_reset = locust.scrape()
         for name, series in final.items():
             assert {tuple(sorted(lab.items())): v for lab, v in after_reset[name]} == series, name
@@ -266,10 +268,10 @@ def test_a_reset_during_a_run_ends_it_and_the_master_still_serves_it(tmp_path, t
         locust.swarm(4)
         first = wait_until(lambda: (r := locust.run())["state"] == "running" and r, 30, 0.2)["run_id"]
         wait_until(lambda: locust.value("locust_requests_total", run_id=first) >= 50, 40, 0.2, "50 requests")
-        requests.post(f"{locust.web}/stats/reset", timeout=5).raise_for_status()
+        requests.post(f"{locust.web_url}/stats/reset", timeout=5).raise_for_status()
         assert locust.run()["run_id"] != first
-        ended = requests.get(f"{locust.web}/lab/run", params={"run_id": first}, timeout=5).json()
-        unknown = requests.get(f"{locust.web}/lab/run", params={"run_id": "nope"}, timeout=5)
+        ended = requests.get(f"{locust.web_url}/lab/run", params={"run_id": first}, timeout=5).json()
+        unknown = requests.get(f"{locust.web_url}/lab/run", params={"run_id": "nope"}, timeout=5)
     finally:
         locust.stop()
     assert ended["run_id"] == first and ended["state"] == "ended"

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -25,11 +26,25 @@ OTHER_VERSION = "2.46.7" if locust.__version__ != "2.46.7" else "2.45.0"
 
 @pytest.fixture(scope="module")
 def other_python(tmp_path_factory) -> str:
-    """A venv sharing this interpreter's packages but with another Locust release on top."""
+    """A venv with another Locust release on top of this environment's packages (the project's .venv,
+    not the base interpreter's, which `--system-site-packages` would give)."""
     venv = tmp_path_factory.mktemp("other-locust") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    own = Path(sysconfig.get_paths(vars={"base": str(venv)})["purelib"])
+    # After the venv's own site-packages (so its Locust wins), with this environment's .pth files processed.
+    (own / "project-environment.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n"
+    )
     pip = subprocess.run(
-        [str(venv / "bin/pip"), "install", "--quiet", "--no-deps", f"locust=={OTHER_VERSION}"],
+        [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            f"locust=={OTHER_VERSION}",
+        ],
         capture_output=True,
         text=True,
     )

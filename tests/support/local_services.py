@@ -1,29 +1,37 @@
-"""Real PostgreSQL and Redis servers on free loopback ports in temp folders, for tests and benchmarks.
+"""Real PostgreSQL, Redis and Prometheus for tests and benchmarks, from the lab's own images.
 
     with PostgresServer() as pg, RedisServer() as redis:
         dsn = pg.create_database("app")       # postgresql://lab:lab@127.0.0.1:PORT/app
         ...
         pg.stop(); pg.start()                 # same port, same data: for recovery tests
 
-PostgreSQL 15 runs from /usr/local/bin (initdb, pg_ctl, postgres); it refuses to run as root, so when
-we are root it runs as an unprivileged user (LAB_PG_OS_USER, else `postgres`, else `nobody`) through
-`runuser`. redis-server is Debian's (/usr/bin). Both are tuned for tests (no fsync, no persistence)
-unless asked otherwise. Every server stops, and its folder is removed, on close().
+Each server is a container of the image the stack runs (`lab_image`: the compose file's pin, or the offline
+stand-in with LAB_OFFLINE=1, as `lab up` resolves it) on the host's network, listening on a free port of
+127.0.0.1: the tests reach it there, and Prometheus reaches exporters the tests start on loopback. Files go
+into containers through the engine's API (never bind mounts), so the tests also work from a container that
+talks to the engine through its socket. Postgres and Redis are tuned for tests (no fsync, no persistence)
+unless asked otherwise. Every container is removed on close(). Without an engine or an image, the test
+skips with a reason that says what is missing.
 """
 
 import asyncio
+import io
 import os
-import pwd
-import shutil
+import re
 import socket
 import subprocess
-import tempfile
+import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("LAB_PG_BIN", "/usr/local/bin"))
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+import pytest
+
+from lab.core.config import COMPOSE_FILE, Lab
+
+ROOT = Path(__file__).resolve().parents[2]
+LABEL = "loadlab.tests"
 
 
 def free_port() -> int:
@@ -63,83 +71,210 @@ def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def _unprivileged_user() -> str | None:
-    """None when we are not root (run as ourselves), else the OS user that will own Postgres."""
-    if os.geteuid() != 0:
-        return None
-    for name in (os.environ.get("LAB_PG_OS_USER"), "postgres", "nobody"):
-        if name:
-            try:
-                pwd.getpwnam(name)
-                return name
-            except KeyError:
-                continue
-    raise RuntimeError("no unprivileged OS user to run Postgres: create one and set LAB_PG_OS_USER")
+def lab_image(key: str) -> str:
+    """The image the stack runs for `key` (e.g. POSTGRES_IMAGE): the environment, then .env and
+    compose/offline/offline.env (LAB_OFFLINE=1) as `lab` reads them, else the compose file's pin."""
+    lab = Lab(home=ROOT, env_file=Path(os.environ.get("LAB_ENV_FILE") or ROOT / ".env"), project="tests")
+    chosen = lab.settings().get(key)
+    if chosen:
+        return chosen
+    pin = re.search(rf"\$\{{{key}:-([^}}]+)\}}", (ROOT / COMPOSE_FILE).read_text())
+    if not pin:
+        raise LookupError(f"{COMPOSE_FILE} has no ${{{key}:-image}} pin")
+    return pin[1]
+
+
+@cache
+def docker_client():
+    """The engine's client, or a skip naming what to install or start."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"needs a Docker engine (install Docker and start it, or set DOCKER_HOST): {exc}")
+    return client
+
+
+def image_for(key: str) -> str:
+    """`lab_image(key)`, present on the engine: pulled if it is missing, else a skip naming the fix."""
+    import docker
+
+    image = lab_image(key)
+    client = docker_client()
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        try:
+            client.images.pull(image)
+        except docker.errors.DockerException:
+            pytest.skip(
+                f"needs the image {image} ({key}): pull it, or build the offline images with "
+                "`make images-offline` and set LAB_OFFLINE=1"
+            )
+    return image
+
+
+def archive(files: Mapping[str, Path | str]) -> bytes:
+    """A tar of `files` (path in the archive -> a file or folder here, or the text itself), readable by all."""
+
+    def readable(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.mode = 0o755 if info.isdir() else 0o644
+        return info
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, source in files.items():
+            if isinstance(source, Path):
+                tar.add(source, arcname=name, filter=readable)
+            else:
+                data = source.encode()
+                info = readable(tarfile.TarInfo(name))
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class Container:
+    """One container of a lab image on the host's network; `files` are copied in before it starts."""
+
+    def __init__(
+        self,
+        image_key: str,
+        command: list[str],
+        *,
+        environment: Mapping[str, str] | None = None,
+        entrypoint: list[str] | None = None,
+        files: Mapping[str, Path | str] | None = None,
+        working_dir: str | None = None,
+    ) -> None:
+        client = docker_client()
+        self.container = client.containers.create(
+            image_for(image_key),
+            command,
+            entrypoint=entrypoint,
+            environment=dict(environment or {}),
+            working_dir=working_dir,
+            network_mode="host",
+            labels={LABEL: str(os.getpid())},
+        )
+        if files:
+            self.container.put_archive("/", archive(files))
+
+    @property
+    def running(self) -> bool:
+        self.container.reload()
+        return self.container.status == "running"
+
+    def start(self) -> None:
+        self.container.start()
+
+    def logs(self, lines: int | str = "all") -> str:
+        return self.container.logs(tail=lines).decode(errors="replace")
+
+    def signal(self, name: str, timeout: float = 60) -> None:
+        """Send `name` to the main process and wait for the container to exit."""
+        if self.running:
+            self.container.kill(signal=name)
+            self.container.wait(timeout=timeout)
+
+    def alive(self) -> bool:
+        """True while running; a container that exited raises with its last log lines."""
+        if not self.running:
+            raise RuntimeError(f"{self.container.image.tags} exited:\n{self.logs(20)}")
+        return True
+
+    def remove(self) -> None:
+        self.container.remove(force=True, v=True)
+
+
+def promtool(
+    *args: str, files: Mapping[str, Path | str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    """Prometheus's own promtool, from the Prometheus image, run in /lab where `files` are copied.
+
+    promtool reads metrics from stdin: `stdin` is fed from a file.
+    """
+    files = dict(files or {})
+    entrypoint = ["promtool"]
+    if stdin is not None:
+        files["stdin"] = stdin
+        # The upstream image is busybox, the stand-in Debian: both have sh.
+        entrypoint = ["/bin/sh", "-c", 'exec promtool "$@" < /lab/stdin', "sh"]
+    container = Container(
+        "PROMETHEUS_IMAGE",
+        list(args),
+        entrypoint=entrypoint,
+        working_dir="/lab",
+        files={f"lab/{name}": source for name, source in files.items()},
+    )
+    try:
+        container.start()
+        code = container.container.wait(timeout=120)["StatusCode"]
+        out = container.container.logs(stdout=True, stderr=False).decode(errors="replace")
+        err = container.container.logs(stdout=False, stderr=True).decode(errors="replace")
+        return subprocess.CompletedProcess(["promtool", *args], code, out, err)
+    finally:
+        container.remove()
 
 
 class PostgresServer:
-    """A throw-away PostgreSQL cluster: superuser `user`/`password`, listening on 127.0.0.1:`port`.
+    """A throw-away PostgreSQL: superuser `user`/`password`, listening on 127.0.0.1:`port`.
 
     `durable=False` (the default) turns fsync off: fast, and committed data still survives a crash of
     Postgres itself, only not of the machine. Benchmarks that measure writes should pass durable=True.
     """
 
+    # pg_ctl's stop modes, as the signals the postmaster takes for them.
+    STOP_SIGNALS = {"smart": "SIGTERM", "fast": "SIGINT", "immediate": "SIGQUIT"}
+
     def __init__(
         self, user: str = "lab", password: str = "lab", port: int | None = None, durable: bool = False
     ) -> None:
-        if not (PG_BIN / "pg_ctl").exists():
-            raise RuntimeError(f"{PG_BIN}/pg_ctl not found: install PostgreSQL 15 there or set LAB_PG_BIN")
         self.user = user
         self.password = password
         self.port = port or free_port()
         self.durable = durable
-        self.os_user = _unprivileged_user()
-        self.dir = Path(tempfile.mkdtemp(prefix="lab-pg-"))
-        self.data_dir = self.dir / "data"
-        self.log_file = self.dir / "postgres.log"
-        self._initialized = False
-        self.running = False
+        self.container: Container | None = None
 
-    def _run(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        command = [str(a) for a in args]
-        if self.os_user:
-            command = ["runuser", "-u", self.os_user, "--", *command]
-        return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
+    @property
+    def running(self) -> bool:
+        return self.container is not None and self.container.running
 
-    def _initdb(self) -> None:
-        if self.os_user:
-            shutil.chown(self.dir, self.os_user)
-        pwfile = self.dir / "pwfile"
-        pwfile.write_text(self.password + "\n")
-        if self.os_user:
-            shutil.chown(pwfile, self.os_user)
-        self._run(
-            PG_BIN / "initdb",
-            "-D", self.data_dir, "-U", self.user, "--pwfile", pwfile,
-            "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync",
-        )  # fmt: skip
-        pwfile.unlink()
-        self._initialized = True
-
-    def start(self, timeout: float = 30) -> "PostgresServer":
-        if not self._initialized:
-            self._initdb()
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c max_connections=200"
-        if not self.durable:
-            # Survives a crash of Postgres (stop("immediate")), not of the machine: enough for tests.
-            options += " -c fsync=off -c full_page_writes=off"
-        self._run(
-            PG_BIN / "pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-o", options,
-            "-w", "-t", str(int(timeout)), "start",
-        )  # fmt: skip
-        self.running = True
+    def start(self, timeout: float = 60) -> "PostgresServer":
+        if self.container is None:
+            command = ["postgres", "-p", str(self.port), "-c", "listen_addresses=127.0.0.1"]
+            command += ["-c", "max_connections=200"]
+            if not self.durable:
+                # Survives a crash of Postgres (stop("immediate")), not of the machine: enough for tests.
+                command += ["-c", "fsync=off", "-c", "full_page_writes=off"]
+            environment = {"POSTGRES_USER": self.user, "POSTGRES_PASSWORD": self.password}
+            # No database named after the user: tests create the databases they use.
+            environment["POSTGRES_DB"] = "postgres"
+            self.container = Container("POSTGRES_IMAGE", command, environment=environment)
+        self.container.start()
+        wait_until(self._ready, timeout, 0.2, f"postgres on port {self.port}")
         return self
 
+    def _ready(self) -> bool:
+        import asyncpg
+
+        self.container.alive()
+
+        async def probe() -> None:
+            conn = await asyncpg.connect(self.dsn(), timeout=2)
+            await conn.close()
+
+        asyncio.run(probe())
+        return True
+
     def stop(self, mode: str = "fast") -> None:
-        """Stop the server (pg_ctl -m fast|smart|immediate); the data stays for start()."""
-        if self.running:
-            self._run(PG_BIN / "pg_ctl", "-D", self.data_dir, "-m", mode, "-w", "stop")
-            self.running = False
+        """Stop the server the way `pg_ctl -m fast|smart|immediate` does; the data stays for start()."""
+        if self.container is not None:
+            self.container.signal(self.STOP_SIGNALS[mode])
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -159,30 +294,30 @@ class PostgresServer:
         return self.dsn(name)
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.container.logs(lines) if self.container else ""
 
     def close(self) -> None:
-        try:
-            self.stop("immediate")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        if self.container is not None:
+            self.container.remove()
+            self.container = None
 
     def __enter__(self) -> "PostgresServer":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc_info) -> None:
         self.close()
 
 
 class RedisServer:
-    """A throw-away redis-server on 127.0.0.1:`port` with persistence off."""
+    """A throw-away Redis on 127.0.0.1:`port` with persistence off."""
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="lab-redis-"))
-        self.log_file = self.dir / "redis.log"
-        self.process: subprocess.Popen | None = None
+        self.container: Container | None = None
 
     @property
     def url(self) -> str:
@@ -190,22 +325,19 @@ class RedisServer:
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.container is not None and self.container.running
 
-    def start(self, timeout: float = 10) -> "RedisServer":
-        self.process = subprocess.Popen(
-            [
-                REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                "--save", "", "--appendonly", "no", "--logfile", str(self.log_file), "--daemonize", "no",
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_until(lambda: self._ping(), timeout, what=f"redis-server on port {self.port}")
+    def start(self, timeout: float = 30) -> "RedisServer":
+        if self.container is None:
+            command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            command += ["--save", "", "--appendonly", "no"]
+            self.container = Container("REDIS_IMAGE", command)
+        self.container.start()
+        wait_until(self._ping, timeout, what=f"redis on port {self.port}")
         return self
 
     def _ping(self) -> bool:
-        if not self.running:
-            raise RuntimeError(f"redis-server exited with {self.process.returncode}: see {self.log_file}")
+        self.container.alive()
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
@@ -218,20 +350,76 @@ class RedisServer:
         if not reply.startswith(b"+OK"):
             raise RuntimeError(f"FLUSHALL failed: {reply!r}")
 
-    def stop(self, timeout: float = 10) -> None:
-        if self.running:
-            self.process.terminate()
-            self.process.wait(timeout)
-        self.process = None
+    def stop(self, timeout: float = 30) -> None:
+        if self.container is not None:
+            self.container.signal("SIGTERM", timeout)
 
     def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        if self.container is not None:
+            self.container.remove()
+            self.container = None
 
     def __enter__(self) -> "RedisServer":
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class PrometheusServer:
+    """A Prometheus on 127.0.0.1:`port` that reads `config` (YAML text); `files` (name -> file or folder
+    here) go beside it in /etc/prometheus, so the config names them by relative paths (rule files)."""
+
+    def __init__(self, config: str, files: Mapping[str, Path | str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        tree = {"prometheus.yml": config, **(files or {})}
+        self.container = Container(
+            "PROMETHEUS_IMAGE",
+            command,
+            files={f"etc/prometheus/{name}": source for name, source in tree.items()},
+        )
+
+    def start(self, timeout: float = 60) -> "PrometheusServer":
+        import requests
+
+        self.container.start()
+
+        def ready() -> bool:
+            self.container.alive()
+            return requests.get(f"{self.url}/-/ready", timeout=1).ok
+
+        wait_until(ready, timeout, 0.2, "prometheus ready")
+        return self
+
+    def query(self, promql: str, **params) -> list:
+        import requests
+
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": promql, **params}, timeout=5)
+        response.raise_for_status()
+        return response.json()["data"]["result"]
+
+    def logs(self) -> str:
+        return self.container.logs()
+
+    def stop(self) -> None:
+        self.container.remove()
+
+    def __enter__(self) -> "PrometheusServer":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

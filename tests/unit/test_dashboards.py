@@ -2,8 +2,6 @@
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from lab import dashboards
 from lab.cli import main
 from lab.core import slo
 from lab.dashboards.panels import DATASOURCE_UID, GRID_COLUMNS, SCHEMA_VERSION
+from tests.support.local_services import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "grafana" / "dashboards"
@@ -295,16 +294,15 @@ def test_substitute_rejects_an_unknown_variable():
         dashboards.substitute('up{instance="$instance"}', {})
 
 
-def test_every_panel_query_parses_as_promql(tmp_path):
-    """promtool parses each query (variables filled in) as a recording rule's expression."""
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: apt-get install prometheus"
+@pytest.mark.integration
+def test_every_panel_query_parses_as_promql():
+    """promtool (from the lab's Prometheus image) parses each query, variables filled in, as a recording
+    rule's expression."""
     rules = [
         {"record": f"panel_{i}", "expr": query.expr} for i, query in enumerate(dashboards.panel_queries("r"))
     ]
-    path = tmp_path / "panels.yml"
-    path.write_text(json.dumps({"groups": [{"name": "panels", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    panels = json.dumps({"groups": [{"name": "panels", "rules": rules}]})
+    result = promtool("check", "rules", "panels.yml", files={"panels.yml": panels})
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,4 +1,7 @@
-"""Prometheus rules: valid for promtool, their unit tests pass, and those tests catch a broken rule."""
+"""Prometheus rules: valid for promtool, their unit tests pass, and those tests catch a broken rule.
+
+The promtool tests are integration tests: promtool runs from the lab's Prometheus image.
+"""
 
 import re
 import shutil
@@ -10,6 +13,7 @@ import yaml
 
 from lab import dashboards
 from lab.core import slo
+from tests.support import local_services
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "prometheus" / "rules"
@@ -17,22 +21,24 @@ RULE_FILES = [RULES / "recording.yml", RULES / "slo.yml"]
 UNIT_TESTS = sorted((RULES / "tests").glob("*.yml"))
 
 
-def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    binary = shutil.which("promtool")
-    assert binary, "promtool is missing: apt-get install prometheus"
-    return subprocess.run([binary, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def promtool(*args: str | Path, rules: Path = RULES) -> subprocess.CompletedProcess:
+    """promtool from the Prometheus image, with `rules` copied in as rules/ (paths under it name those)."""
+    names = [f"rules/{a.relative_to(rules).as_posix()}" if isinstance(a, Path) else a for a in args]
+    return local_services.promtool(*names, files={"rules": rules})
 
 
 def rules(path: Path) -> list[dict]:
     return [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
 
 
+@pytest.mark.integration
 def test_promtool_check_rules_passes():
     result = promtool("check", "rules", *RULE_FILES)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
+@pytest.mark.integration
 def test_promtool_test_rules_passes():
     assert UNIT_TESTS
     result = promtool("test", "rules", *UNIT_TESTS)
@@ -63,13 +69,14 @@ def test_promtool_test_rules_passes():
         ),
     ],
 )
+@pytest.mark.integration
 def test_unit_tests_catch_a_broken_rule(tmp_path, rule_file, old, new):
     copy = tmp_path / "rules"
     shutil.copytree(RULES, copy)
     text = (copy / rule_file).read_text()
     assert old in text
     (copy / rule_file).write_text(text.replace(old, new, 1))
-    result = promtool("test", "rules", *sorted((copy / "tests").glob("*.yml")))
+    result = promtool("test", "rules", *sorted((copy / "tests").glob("*.yml")), rules=copy)
     assert result.returncode != 0 and "FAILED" in result.stdout + result.stderr
 
 
