@@ -110,36 +110,26 @@ def live_costs(server) -> list[dict]:
     import psutil
     import requests
 
-    from tests.support.local_services import free_port, wait_until
+    from tests.support.locust import LocustProcesses
 
     locustfile = REPO / "tests" / "integration" / "exporter_locustfile.py"
-    web_port, master_port, exporter_port = free_port(), free_port(), free_port()
     target = f"http://127.0.0.1:{server.server_address[1]}"
-    metrics = f"http://127.0.0.1:{exporter_port}/metrics"
-    workdir = Path(tempfile.mkdtemp())
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(workdir / "results")}
-    common = [sys.executable, "-m", "locust", "-f", str(locustfile)]
-    master = subprocess.Popen(
-        [
-            *common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-            "--web-host", "127.0.0.1", "--web-port", str(web_port), "--host", target,
-            "--exporter-port", str(exporter_port), "--exporter-host", "127.0.0.1", "Shopper",
-        ],
-        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    worker = subprocess.Popen(
-        [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)],
-        cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    web = f"http://127.0.0.1:{web_port}"
+    locust = LocustProcesses(
+        Path(tempfile.mkdtemp()),
+        [locustfile],
+        workers=1,
+        web=True,
+        exporter=True,
+        args=["--host", target, "Shopper"],
+        stdout=subprocess.DEVNULL,
+    )
+    metrics, web = locust.metrics_url, locust.web_url
     windows = []
-    try:
-        wait_until(
-            lambda: requests.get(f"{web}/stats/requests", timeout=1).json()["worker_count"] == 1, 30, 0.2
-        )
+    with locust:
+        locust.wait_ready(30)
         requests.post(f"{web}/swarm", data={"user_count": LIVE_USERS, "spawn_rate": LIVE_USERS}, timeout=5)
         time.sleep(3)  # ramp-up
-        process = psutil.Process(master.pid)
+        process = psutil.Process(locust.master.pid)
         for scraping in (False, True) * LIVE_ROUNDS:
             served, cpu, start = server.served, sum(process.cpu_times()[:2]), time.monotonic()
             scrapes = 0
@@ -158,15 +148,6 @@ def live_costs(server) -> list[dict]:
                 }
             )
         requests.post(f"{web}/stop", timeout=5)
-    finally:
-        for process in (worker, master):
-            process.terminate()
-        for process in (worker, master):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
     return windows
 
 

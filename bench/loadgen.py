@@ -22,7 +22,6 @@ Everything it starts it stops. Usage: python bench/loadgen.py [--rounds 3] [--se
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
 import signal
@@ -38,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.support.local_services import free_port, wait_until  # noqa: E402
+from tests.support.locust import PLUGIN, LocustProcesses, locust_env, stop_process  # noqa: E402
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 USERS = 20
@@ -123,17 +123,7 @@ class Target:
             return int(response.read()) + 1  # +1: truthy from the start, for wait_until
 
     def __exit__(self, *exc_info) -> None:
-        stop(self.process)
-
-
-def stop(process: subprocess.Popen, timeout: float = 20) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        stop_process(self.process)
 
 
 def cpu_seconds(process) -> float:
@@ -151,61 +141,55 @@ VARIANTS = {
 }
 
 
-class Cluster:
+class Cluster(LocustProcesses):
     """A headless master and one worker; the master stops itself after `bound` s at the latest."""
 
     def __init__(self, workdir: Path, target: Target, plugin: bool, exporter: bool, names: int, bound: float):
         locustfile = workdir / "bench_locustfile.py"
         locustfile.write_text(LOCUSTFILE)
-        files = str(locustfile) + (f",{REPO / 'compose/locust/lab_plugin.py'}" if plugin else "")
-        self.exporter_port = free_port() if exporter else 0
-        self.master_port = free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "LAB_RESULTS_DIR": str(workdir / "results"),
-            "BENCH_NAMES": str(names),
-        }
-        self.master_args = [
-            "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-            str(self.master_port), "--expect-workers", "1", "-u", str(USERS), "-r", str(USERS),
-            "-t", f"{int(bound)}s", "--host", target.url, "--only-summary",
-        ]  # fmt: skip
+        args = [
+            "-u",
+            str(USERS),
+            "-r",
+            str(USERS),
+            "-t",
+            f"{int(bound)}s",
+            "--host",
+            target.url,
+            "--only-summary",
+        ]
         if plugin:
-            self.master_args += [
+            args += [
                 "--scenarios-file", str(REPO / "locust/scenarios.yaml"),
                 "--slo-file", str(REPO / "locust/slo.yaml"),
-                "--exporter-port", str(self.exporter_port), "--exporter-host", "127.0.0.1",
                 "--exporter-max-names", str(max(names, 1)),
             ]  # fmt: skip
-        self.files = files
+            if not exporter:
+                args += ["--exporter-port", "0"]
+        super().__init__(
+            workdir,
+            [locustfile, PLUGIN] if plugin else [locustfile],
+            workers=1,
+            headless=True,
+            exporter=exporter,
+            args=args,
+            env=locust_env(workdir / "results", BENCH_NAMES=str(names)),
+            name="locust",
+        )
         self.log = workdir / "locust.log"
-        self.master = self.worker = None
 
     def __enter__(self) -> "Cluster":
         import psutil
 
-        log = self.log.open("a")
-        base = [sys.executable, "-m", "locust", "-f", self.files]
-        self.master = subprocess.Popen(
-            [*base, *self.master_args], env=self.env, cwd=self.log.parent, stdout=log, stderr=log
-        )
-        self.worker = subprocess.Popen(
-            [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.master_port)],
-            env=self.env, cwd=self.log.parent, stdout=log, stderr=log,
-        )  # fmt: skip
+        self.start()
         self.master_ps = psutil.Process(self.master.pid)
-        self.worker_ps = psutil.Process(self.worker.pid)
+        self.worker_ps = psutil.Process(self.workers[0].pid)
         return self
 
     def scrape(self) -> bytes:
         url = f"http://127.0.0.1:{self.exporter_port}/metrics"
         with urllib.request.urlopen(url, timeout=30) as response:
             return response.read()
-
-    def __exit__(self, *exc_info) -> None:
-        stop(self.master)  # SIGTERM: the master quits its worker too
-        stop(self.worker)
 
 
 def wait_for_load(target: Target, cluster: Cluster) -> None:

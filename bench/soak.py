@@ -20,8 +20,6 @@ import math
 import os
 import platform
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,56 +32,47 @@ sys.path.insert(0, str(REPO))
 
 from lab.plugin.trim import DEFAULT_HISTORY_SECONDS  # noqa: E402
 from tests.integration.exporter_target import serve  # noqa: E402
+from tests.support.locust import PLUGIN, LocustProcesses, locust_env  # noqa: E402
 
 LOCUSTFILE = REPO / "bench" / "soak_locustfile.py"
-PLUGIN = REPO / "compose" / "locust" / "lab_plugin.py"
 USER_RPS = 10  # each user's constant throughput; users = rps / USER_RPS
 END_MARGIN_SECONDS = 15
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
+class Cluster(LocustProcesses):
     """A Locust master and one worker in subprocesses, headless, stopping by themselves after `seconds`."""
 
     def __init__(self, label: str, plugin: bool, host: str, args, workdir: Path):
         self.label = label
-        self.exporter_port = free_port() if plugin else None
         self.samples: list[tuple[float, int]] = []  # (monotonic seconds, RSS bytes)
-        locustfiles = f"{LOCUSTFILE},{PLUGIN}" if plugin else str(LOCUSTFILE)
         users = max(1, round(args.rps / USER_RPS))
-        port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "SOAK_NAMES": str(args.names),
-            "SOAK_USER_RPS": str(args.rps / users),
-            "LAB_RESULTS_DIR": str(workdir / f"results-{label}"),
-        }
-        common = [sys.executable, "-m", "locust", "-f", locustfiles, "--loglevel", "WARNING"]
+        env = locust_env(
+            workdir / f"results-{label}", SOAK_NAMES=str(args.names), SOAK_USER_RPS=str(args.rps / users)
+        )
+        quiet = ["--loglevel", "WARNING"]
         master = [
-            *common, "--master", "--headless", "--only-summary", "--host", host,
-            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--expect-workers", "1",
+            *quiet, "--only-summary", "--host", host,
             "-u", str(users), "-r", str(users), "-t", f"{args.minutes * 60:.0f}s",
         ]  # fmt: skip
         if plugin:
             master += [
-                "--exporter-host", "127.0.0.1", "--exporter-port", str(self.exporter_port),
                 "--scenarios-file", str(REPO / "locust" / "scenarios.yaml"),
                 "--slo-file", str(REPO / "locust" / "slo.yaml"),
                 "--lab-history-seconds", str(args.history_seconds),
             ]  # fmt: skip
-        log = open(workdir / f"{label}.log", "w")  # noqa: SIM115 (closed in stop)
-        self.log = log
-        self.master = subprocess.Popen(master, cwd=workdir, env=env, stdout=log, stderr=log)
-        self.worker = subprocess.Popen(
-            [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-            cwd=workdir, env=env, stdout=log, stderr=log,
-        )  # fmt: skip
+        folder = workdir / label  # each cluster's logs in its own folder
+        folder.mkdir()
+        super().__init__(
+            folder,
+            [LOCUSTFILE, PLUGIN] if plugin else [LOCUSTFILE],
+            workers=1,
+            headless=True,
+            exporter=plugin,
+            args=master,
+            worker_args=quiet,
+            env=env,
+        )
+        self.start()
 
     def sample(self, now: float) -> None:
         import psutil
@@ -99,18 +88,6 @@ class Cluster:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.exporter_port}/metrics", timeout=5).read()
             except OSError:
                 pass  # not listening yet during start-up
-
-    def stop(self) -> None:
-        for process in (self.worker, self.master):
-            if process.poll() is None:
-                process.terminate()
-        for process in (self.worker, self.master):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.log.close()
 
 
 def slope_per_hour(samples: list[tuple[float, int]]) -> tuple[float, float]:
@@ -151,7 +128,7 @@ def run(args) -> tuple[list[Cluster], float, int]:
             server.shutdown()
         for cluster in clusters:
             if len(cluster.samples) < 10:
-                log = (Path(tmp) / f"{cluster.label}.log").read_text()[-2000:]
+                log = cluster.logs(2000)
                 raise SystemExit(f"{cluster.label}: too few samples ({len(cluster.samples)}); log:\n{log}")
     return clusters, elapsed, server.served
 

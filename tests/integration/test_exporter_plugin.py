@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.locust import locust_command, locust_env
+
 REPO = Path(__file__).resolve().parent.parent.parent
 
 PROBE = """
@@ -40,11 +42,8 @@ def test_loading_the_plugin_twice_registers_each_listener_once():
 
 def test_a_bucket_locust_rounding_never_hits_is_refused_with_the_fix():
     out = subprocess.run(
-        [
-            sys.executable, "-m", "locust", "-f", "tests/integration/exporter_locustfile.py",
-            "--headless", "--exporter-buckets", "0.05,0.125,1",
-        ],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
+        locust_command(["tests/integration/exporter_locustfile.py"], "--headless", "--exporter-buckets", "0.05,0.125,1"),
+        cwd=REPO, env=locust_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 2
     assert "--exporter-buckets: bucket 0.125s" in out.stderr and "multiples of 10 ms below 1s" in out.stderr

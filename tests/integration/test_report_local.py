@@ -6,7 +6,6 @@ second, and the commands read it back. The report must agree with Locust's own C
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import pytest
 
 from lab.core.prometheus import Prometheus
 from tests.integration import exporter_target
-from tests.support.local_services import PrometheusServer
+from tests.support.local_services import PrometheusServer, free_port
 from tests.support.locust import LocustProcesses, locust_env
 from tests.support.report_files import embedded_images, locust_rows
 
@@ -36,12 +35,6 @@ SLO = """objectives:
     metric: error_ratio
     max: 0.2
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_json(url: str, data: dict | None = None):

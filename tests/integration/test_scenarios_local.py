@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import locust as harness
+from tests.support.local_services import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "compose" / "locust" / "lab_plugin.py"
+PLUGIN = harness.PLUGIN
 SCENARIOS_FILE = ROOT / "locust" / "scenarios.yaml"
 TARGET = Path(__file__).with_name("scenarios_target.py")
 # Short steps so a whole capacity search fits in about a minute (at most 5 steps of 12 s); a worker
@@ -48,12 +51,6 @@ objectives:
     metric: error_ratio
     max: 0.01
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 20) -> None:
@@ -89,29 +86,15 @@ def workdir(tmp_path):
 
 
 def locust_env(workdir: Path) -> dict:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "LAB_RESULTS_DIR": str(workdir / "results"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return harness.locust_env(workdir / "results")
+
+
+# The lab's scenarios on every process; the exporter off (port 0).
+LAB_ARGS = ("--scenarios-file", str(SCENARIOS_FILE), "--exporter-port", "0", "--loglevel", "INFO")
 
 
 def locust_command(*args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        f"locustfile.py,{PLUGIN}",
-        "--scenarios-file",
-        str(SCENARIOS_FILE),
-        "--exporter-port",
-        "0",
-        "--loglevel",
-        "INFO",
-        *args,
-    ]
+    return harness.locust_command(["locustfile.py", PLUGIN], *LAB_ARGS, *args)
 
 
 def only_run(workdir: Path) -> Path:
@@ -121,45 +104,19 @@ def only_run(workdir: Path) -> Path:
 
 
 def test_headless_capacity_search_with_a_worker_finds_and_writes_the_capacity(workdir, target):
-    master_port = free_port()
-    env = locust_env(workdir)
-    master = subprocess.Popen(
-        locust_command(
-            "--headless",
-            "--master",
-            "--master-bind-port",
-            str(master_port),
-            "--expect-workers",
-            "1",
-            "--host",
-            target,
-            "--scenario",
-            "capacity",
-            "--scenario-params",
-            CAPACITY_PARAMS,
-            "--slo-file",
-            "slo.yaml",
-        ),
-        cwd=workdir,
-        env=env,
+    locust = LabLocust(
+        workdir,
+        [
+            "--host", target, "--scenario", "capacity", "--scenario-params", CAPACITY_PARAMS,
+            "--slo-file", "slo.yaml",
+        ],
+        workers=1,
+        headless=True,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    worker = subprocess.Popen(
-        locust_command("--worker", "--master-port", str(master_port)),
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        output, _ = master.communicate(timeout=PROCESS_TIMEOUT)
-    finally:
-        for process in (master, worker):
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
+    )  # fmt: skip
+    with locust:
+        output, _ = locust.master.communicate(timeout=PROCESS_TIMEOUT)
+    master = locust.master
     assert master.returncode == 0, output
     assert "capacity step" in output
     folder = only_run(workdir)
@@ -324,47 +281,28 @@ def test_a_capacity_step_longer_than_the_kept_stats_history_is_refused(workdir, 
     assert "scenario capacity not started: capacity: step_duration must be under 290 s" in result.stderr
 
 
-class WebMaster:
+class LabLocust(harness.LocustProcesses):
+    """Locust with the test's locustfile and the plugin, the lab's scenarios on every process."""
+
+    def __init__(self, workdir: Path, args: list[str], **options):
+        super().__init__(
+            workdir,
+            ["locustfile.py", PLUGIN],
+            args=[*LAB_ARGS, *args],
+            worker_args=LAB_ARGS,
+            env=locust_env(workdir),
+            **options,
+        )
+
+
+class WebMaster(LabLocust):
     """A Locust master with its web UI and class picker, and one worker, as `lab up` runs them."""
 
     def __init__(self, workdir: Path, slo_file: str):
-        self.workdir = workdir
-        self.web_port, master_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.web_port}"
-        env = locust_env(workdir)
-        self.log = open(workdir / "master.log", "w")  # noqa: SIM115 - closed in stop()
-        self.processes = [
-            subprocess.Popen(
-                locust_command(
-                    "--master",
-                    "--class-picker",
-                    "--web-host",
-                    "127.0.0.1",
-                    "--web-port",
-                    str(self.web_port),
-                    "--master-bind-port",
-                    str(master_port),
-                    "--slo-file",
-                    slo_file,
-                ),
-                cwd=workdir,
-                env=env,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-            ),
-            subprocess.Popen(
-                locust_command("--worker", "--master-port", str(master_port)),
-                cwd=workdir,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-        ]
-        wait_port(self.web_port)
-        deadline = time.monotonic() + 20
-        while self.stats()["worker_count"] < 1:
-            assert time.monotonic() < deadline, "the worker did not connect"
-            time.sleep(0.2)
+        super().__init__(workdir, ["--class-picker", "--slo-file", slo_file], workers=1, web=True)
+        self.url = self.web_url
+        self.start()
+        self.wait_ready(20)
 
     def stats(self) -> dict:
         with urllib.request.urlopen(f"{self.url}/stats/requests", timeout=5) as response:
@@ -387,17 +325,6 @@ class WebMaster:
             text=True,
             **kwargs,
         )
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        self.log.close()
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 and its API asks for the password, and `lab run`'s client sends it from the environment. Compose
 hands the .env settings to the master."""
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import requests
 from lab.cli.run import Master
 from lab.core.errors import LabError
 from tests.integration.test_compose_config import compose_config
-from tests.support.local_services import free_port, wait_until
+from tests.support.locust import PLUGIN, LocustProcesses, locust_env
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PASSWORD = "correct-horse-battery"
@@ -23,36 +21,21 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture(scope="module")
 def master(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("webauth")
-    url = f"http://127.0.0.1:{free_port()}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "LAB_RESULTS_DIR": str(workdir / "results"),
-        "LOCUST_WEB_USER": "tester",
-        "LOCUST_WEB_PASSWORD": PASSWORD,
-    }
-    command = [
-        sys.executable, "-m", "locust",
-        "-f", f"{REPO / 'locust' / 'locustfile.py'},{REPO / 'compose' / 'locust' / 'lab_plugin.py'}",
-        "--web-host", "127.0.0.1", "--web-port", url.rsplit(":", 1)[1],
-        "--exporter-port", "0", "--host", "http://127.0.0.1:9",
-        "--scenarios-file", str(REPO / "locust" / "scenarios.yaml"),
-        "--slo-file", str(REPO / "locust" / "slo.yaml"),
-    ]  # fmt: skip
-    log = open(workdir / "master.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        # A Response is falsy for a 401: wait for any status code.
-        wait_until(lambda: requests.get(url + "/", timeout=2).status_code, 60, what="the web UI")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    env = locust_env(workdir / "results", LOCUST_WEB_USER="tester", LOCUST_WEB_PASSWORD=PASSWORD)
+    with LocustProcesses(
+        workdir,
+        [REPO / "locust" / "locustfile.py", PLUGIN],
+        web=True,
+        args=[
+            "--exporter-port", "0", "--host", "http://127.0.0.1:9",
+            "--scenarios-file", str(REPO / "locust" / "scenarios.yaml"),
+            "--slo-file", str(REPO / "locust" / "slo.yaml"),
+        ],
+        env=env,
+    ) as locust:  # fmt: skip
+        # The web UI answers 401 without the password: wait_ready takes any status code.
+        locust.wait_ready()
+        yield locust.web_url
 
 
 @pytest.mark.parametrize("path", ["/", "/stats/requests", "/lab/run", "/swarm"])

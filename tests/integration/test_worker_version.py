@@ -2,7 +2,6 @@
 one running another Locust release (installed from PyPI into a venv) is refused, naming both versions.
 """
 
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,8 @@ import pytest
 import requests
 
 from lab.plugin.handshake import REFUSED_EXIT_CODE, VERSION_TIMEOUT
-from tests.support.local_services import free_port, wait_until
+from tests.support.local_services import wait_until
+from tests.support.locust import LocustProcesses, locust_env
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -58,61 +58,16 @@ def other_python(tmp_path_factory) -> str:
 
 @pytest.fixture
 def master(tmp_path):
-    port, web = free_port(), free_port()
-    log = open(tmp_path / "master.log", "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            str(port),
-            "--web-host",
-            "127.0.0.1",
-            "--web-port",
-            str(web),
-        ],  # fmt: skip
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    web_url = f"http://127.0.0.1:{web}"
-    wait_until(lambda: requests.get(web_url, timeout=2).ok, 30, what="the master's web UI")
-    yield port, web_url, tmp_path / "master.log"
-    process.terminate()
-    process.wait(timeout=15)
-    log.close()
+    with LocustProcesses(tmp_path, [LOCUSTFILE], master=True, web=True) as locust:
+        locust.wait_ready(30)
+        yield locust
 
 
 def start_worker(
-    python: str, master_port: int, workdir: Path, name: str, locustfile: Path = LOCUSTFILE
+    master: LocustProcesses, python: str, workdir: Path, name: str, locustfile: Path = LOCUSTFILE
 ) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_WORKER_READY_FILE": str(workdir / f"{name}.ready")}
-    return subprocess.Popen(
-        [
-            python,
-            "-m",
-            "locust",
-            "-f",
-            str(locustfile),
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            str(master_port),
-        ],  # fmt: skip
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = locust_env(LAB_WORKER_READY_FILE=str(workdir / f"{name}.ready"))
+    return master.add_worker(python, [locustfile], env, stdout=subprocess.PIPE)
 
 
 def workers(web_url: str) -> list[dict]:
@@ -120,8 +75,8 @@ def workers(web_url: str) -> list[dict]:
 
 
 def test_a_worker_of_the_same_version_is_accepted_and_marked_ready(master, tmp_path):
-    port, web_url, _log = master
-    worker = start_worker(sys.executable, port, tmp_path, "same")
+    web_url = master.web_url
+    worker = start_worker(master, sys.executable, tmp_path, "same")
     try:
         wait_until(lambda: (tmp_path / "same.ready").exists(), 30, what="the accepted worker's ready file")
         # Past the master's wait for a version report: still connected, still counted.
@@ -134,8 +89,8 @@ def test_a_worker_of_the_same_version_is_accepted_and_marked_ready(master, tmp_p
 
 
 def test_a_worker_of_another_locust_version_is_refused_naming_both(master, tmp_path, other_python):
-    port, web_url, master_log = master
-    worker = start_worker(other_python, port, tmp_path, "other")
+    web_url, master_log = master.web_url, tmp_path / "master.log"
+    worker = start_worker(master, other_python, tmp_path, "other")
     output, _ = worker.communicate(timeout=60)
     assert worker.returncode == REFUSED_EXIT_CODE, output
     expected = f"runs Locust {OTHER_VERSION} but the master runs Locust {locust.__version__}"
@@ -146,10 +101,10 @@ def test_a_worker_of_another_locust_version_is_refused_naming_both(master, tmp_p
 
 
 def test_a_worker_without_the_lab_plugin_is_refused_once_it_stays_silent(master, tmp_path):
-    port, web_url, master_log = master
+    web_url, master_log = master.web_url, tmp_path / "master.log"
     plain = tmp_path / "plain_locustfile.py"
     plain.write_text(LOCUSTFILE.read_text().replace("handshake.register(events)", ""))
-    worker = start_worker(sys.executable, port, tmp_path, "plain", plain)
+    worker = start_worker(master, sys.executable, tmp_path, "plain", plain)
     output, _ = worker.communicate(timeout=VERSION_TIMEOUT + 30)
     assert "Got quit message from master" in output, output
     assert f"did not report its Locust version within {VERSION_TIMEOUT:g}s" in master_log.read_text()

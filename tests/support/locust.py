@@ -55,8 +55,8 @@ class LocustProcesses:
 
     `web` gives the master a web UI on 127.0.0.1 (`web_url`), `exporter` the lab's exporter (`metrics_url`),
     `headless` runs without a UI and waits for the workers (--expect-workers). `args` go to the master or
-    local runner, `worker_args` to each worker. `stdout` is where the processes write (default: a log file
-    per process in `workdir`; subprocess.PIPE for text to read; subprocess.DEVNULL).
+    local runner, `worker_args` to each worker. `stdout` is where the master writes (default: `<name>.log`
+    in `workdir`; subprocess.PIPE for text to read; subprocess.DEVNULL); workers write to their own logs.
     """
 
     def __init__(
@@ -125,7 +125,7 @@ class LocustProcesses:
     def start(self) -> "LocustProcesses":
         self.master = self._spawn(self.master_command, self.name, self.env, self.stdout)
         for _ in range(self.worker_count):
-            self.add_worker()
+            self.add_worker(stdout=None)
         return self
 
     def add_worker(
@@ -135,15 +135,15 @@ class LocustProcesses:
         env: Mapping[str, str] | None = None,
         stdout: int | None = None,
     ) -> subprocess.Popen:
-        """One more worker for the master (another interpreter, locustfile or environment if given)."""
+        """One more worker for the master (another interpreter, locustfile or environment if given),
+        writing to `stdout` (default: `worker<N>.log`)."""
         command = locust_command(
             locustfiles or self.locustfiles,
             "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.master_port),
             *self.worker_args,
             python=python or self.python,
         )  # fmt: skip
-        output = stdout if stdout is not None else self.stdout
-        worker = self._spawn(command, f"worker{len(self.workers)}", env or self.env, output)
+        worker = self._spawn(command, f"worker{len(self.workers)}", env or self.env, stdout)
         self.workers.append(worker)
         return worker
 
