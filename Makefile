@@ -42,7 +42,7 @@ test: install ## run the whole test suite (unit, integration, end-to-end on Dock
 test-unit: install ## the unit tests: pure Python, seconds, no Docker
 	$(BIN)/python -m pytest -m unit tests/unit
 
-test-integration: install ## the integration tests: real processes, servers from the lab's images on Docker
+test-integration: install ## the integration tests: real processes; servers and promtool from the lab's images on Docker
 	$(BIN)/python -m pytest -m integration
 
 test-e2e: install ## the end-to-end tests on the compose stack

@@ -182,8 +182,8 @@ def test_exporter_agrees_with_locusts_own_stats_with_two_workers(cluster, tmp_pa
         prometheus.stop()
 
     # The exposition passes Prometheus' own lint.
-    code, out, err = promtool("check", "metrics", stdin=requests.get(locust.metrics_url, timeout=5).text)
-    assert code == 0, out + err
+    lint = promtool("check", "metrics", stdin=requests.get(locust.metrics_url, timeout=5).text)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_reset_starts_a_new_run_and_a_lost_worker_is_seen_and_recorded(cluster):
