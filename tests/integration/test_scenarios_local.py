@@ -93,8 +93,16 @@ def locust_env(workdir: Path) -> dict:
 LAB_ARGS = ("--scenarios-file", str(SCENARIOS_FILE), "--exporter-port", "0", "--loglevel", "INFO")
 
 
-def locust_command(*args: str) -> list[str]:
-    return harness.locust_command(["locustfile.py", PLUGIN], *LAB_ARGS, *args)
+def run_locust(workdir: Path, *args: str, locustfile: str | Path = "locustfile.py", env: dict | None = None):
+    """A local runner with the plugin, to its end: the CompletedProcess, output captured."""
+    return subprocess.run(
+        harness.locust_command([locustfile, PLUGIN], *LAB_ARGS, *args),
+        cwd=workdir,
+        env=env or locust_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
 
 
 def only_run(workdir: Path) -> Path:
@@ -139,23 +147,17 @@ def test_headless_capacity_search_with_a_worker_finds_and_writes_the_capacity(wo
 
 
 def test_headless_run_with_an_impossible_slo_exits_non_zero_naming_the_objective(workdir, target):
-    result = subprocess.run(
-        locust_command(
-            "--headless",
-            "--host",
-            target,
-            "--scenario",
-            "baseline",
-            "--scenario-params",
-            "users=2,ramp=0s,duration=4s",
-            "--slo-file",
-            "tight_slo.yaml",
-        ),
-        cwd=workdir,
-        env=locust_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
+    result = run_locust(
+        workdir,
+        "--headless",
+        "--host",
+        target,
+        "--scenario",
+        "baseline",
+        "--scenario-params",
+        "users=2,ramp=0s,duration=4s",
+        "--slo-file",
+        "tight_slo.yaml",
     )
     assert result.returncode == 1, result.stderr
     assert "SLO failed: thing-p95" in result.stderr
@@ -166,15 +168,8 @@ def test_headless_run_with_an_impossible_slo_exits_non_zero_naming_the_objective
 
 def test_a_bad_slo_file_stops_locust_at_start_naming_the_line(workdir, target):
     (workdir / "bad_slo.yaml").write_text("objectives:\n  a:\n    metric: latency_p95\n    maximum: 1s\n")
-    result = subprocess.run(
-        locust_command(
-            "--headless", "--host", target, "--scenario", "baseline", "--slo-file", "bad_slo.yaml"
-        ),
-        cwd=workdir,
-        env=locust_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
+    result = run_locust(
+        workdir, "--headless", "--host", target, "--scenario", "baseline", "--slo-file", "bad_slo.yaml"
     )
     assert result.returncode == 1
     assert "bad_slo.yaml:4: objective 'a': unknown key 'maximum'" in result.stderr
@@ -182,7 +177,8 @@ def test_a_bad_slo_file_stops_locust_at_start_naming_the_line(workdir, target):
 
 def test_the_own_api_example_runs_a_scenario_with_the_lab(workdir, target):
     example = ROOT / "locust" / "examples" / "own_api.py"
-    command = locust_command(
+    result = run_locust(
+        workdir,
         "--headless",
         "--host",
         target,
@@ -192,10 +188,7 @@ def test_the_own_api_example_runs_a_scenario_with_the_lab(workdir, target):
         "users=4,ramp=0s,duration=4s",
         "--slo-file",
         "slo.yaml",
-    )
-    command[command.index("-f") + 1] = f"{example},{PLUGIN}"
-    result = subprocess.run(
-        command, cwd=workdir, env=locust_env(workdir), capture_output=True, text=True, timeout=PROCESS_TIMEOUT
+        locustfile=example,
     )
     assert result.returncode == 0, result.stderr
     verdict = json.loads((only_run(workdir) / "slo.json").read_text())
@@ -231,7 +224,8 @@ DEMO_SEED = {"SEED_ITEMS": "200", "SEED_USERS": "5", "SEED_USER_PASSWORD": "scen
 )
 def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir, demo_api, selection, names):
     (workdir / "errors_slo.yaml").write_text("objectives:\n  errors: {metric: error_ratio, max: 0}\n")
-    command = locust_command(
+    result = run_locust(
+        workdir,
         *selection,
         "--headless",
         "--host",
@@ -242,11 +236,8 @@ def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir
         "users=10,ramp=1s,duration=8s",
         "--slo-file",
         "errors_slo.yaml",
-    )
-    command[command.index("-f") + 1] = f"{ROOT / 'locust' / 'locustfile.py'},{PLUGIN}"
-    env = {**locust_env(workdir), **DEMO_SEED}
-    result = subprocess.run(
-        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT
+        locustfile=ROOT / "locust" / "locustfile.py",
+        env={**locust_env(workdir), **DEMO_SEED},
     )
     assert result.returncode == 0, result.stderr[-4000:]
     with open(only_run(workdir) / "locust_stats.csv") as f:
@@ -257,25 +248,19 @@ def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir
 
 
 def test_a_capacity_step_longer_than_the_kept_stats_history_is_refused(workdir, target):
-    result = subprocess.run(
-        locust_command(
-            "--headless",
-            "--host",
-            target,
-            "--scenario",
-            "capacity",
-            "--scenario-params",
-            "step_duration=10m",
-            "--lab-history-seconds",
-            "300",
-            "--slo-file",
-            "slo.yaml",
-        ),
-        cwd=workdir,
-        env=locust_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
+    result = run_locust(
+        workdir,
+        "--headless",
+        "--host",
+        target,
+        "--scenario",
+        "capacity",
+        "--scenario-params",
+        "step_duration=10m",
+        "--lab-history-seconds",
+        "300",
+        "--slo-file",
+        "slo.yaml",
     )
     assert result.returncode == 1
     assert "scenario capacity not started: capacity: step_duration must be under 290 s" in result.stderr

@@ -221,7 +221,32 @@ def promtool(
         container.remove()
 
 
-class PostgresServer:
+class ContainerServer:
+    """A server in one container (`self.container`, made by start()): removed on close() or leaving `with`."""
+
+    container: Container | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.container is not None and self.container.running
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.remove()
+            self.container = None
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class PostgresServer(ContainerServer):
     """A throw-away PostgreSQL: superuser `user`/`password`, listening on 127.0.0.1:`port`.
 
     `durable=False` (the default) turns fsync off: fast, and committed data still survives a crash of
@@ -239,10 +264,6 @@ class PostgresServer:
         self.port = port or free_port()
         self.durable = durable
         self.container: Container | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.container is not None and self.container.running
 
     def start(self, timeout: float = 60) -> "PostgresServer":
         if self.container is None:
@@ -296,23 +317,8 @@ class PostgresServer:
     def log_tail(self, lines: int = 40) -> str:
         return self.container.logs(lines) if self.container else ""
 
-    def close(self) -> None:
-        if self.container is not None:
-            self.container.remove()
-            self.container = None
 
-    def __enter__(self) -> "PostgresServer":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-
-class RedisServer:
+class RedisServer(ContainerServer):
     """A throw-away Redis on 127.0.0.1:`port` with persistence off."""
 
     def __init__(self, port: int | None = None) -> None:
@@ -322,10 +328,6 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self.container is not None and self.container.running
 
     def start(self, timeout: float = 30) -> "RedisServer":
         if self.container is None:
@@ -353,21 +355,6 @@ class RedisServer:
     def stop(self, timeout: float = 30) -> None:
         if self.container is not None:
             self.container.signal("SIGTERM", timeout)
-
-    def close(self) -> None:
-        if self.container is not None:
-            self.container.remove()
-            self.container = None
-
-    def __enter__(self) -> "RedisServer":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 class PrometheusServer:
