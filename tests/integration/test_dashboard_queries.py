@@ -1,4 +1,4 @@
-"""The dashboards' Locust panels and the recording rules against a real run, without Docker.
+"""The dashboards' Locust panels and the recording rules against a real run, without the compose stack.
 
 A real Locust master with two workers loads a loopback server; a real Prometheus scrapes the
 master's exporter every second and evaluates prometheus/rules/. Every panel query over the Locust

@@ -1,4 +1,4 @@
-"""`lab report` and `lab compare` end to end without Docker: a real Locust (web UI, the whole Load Lab
+"""`lab report` and `lab compare` end to end without the compose stack: a real Locust (web UI, the whole Load Lab
 plugin) loads a loopback target, a real Prometheus (the lab's image) scrapes the Locust exporter every
 second, and the commands read it back. The report must agree with Locust's own CSV.
 """
