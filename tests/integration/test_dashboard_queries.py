@@ -60,7 +60,8 @@ def prometheus_with_rules():
 
 
 def metrics_of(expr: str) -> set[str]:
-    return set(re.findall(r"([a-zA-Z_:][\w:]*)\{", expr))
+    # A metric name is followed by its label selector or, with none, by a range: `locust_slo_pass[33s]`.
+    return set(re.findall(r"([a-zA-Z_:][\w:]*)[{[]", expr))
 
 
 def test_locust_panels_and_recording_rules_show_data_from_a_real_run(tmp_path, target, prometheus_with_rules):
