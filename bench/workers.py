@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,11 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from loadgen import Target, cpu_seconds, stop  # noqa: E402
+from loadgen import Target, cpu_seconds  # noqa: E402
 
 from tests.support.local_services import free_port, wait_until  # noqa: E402
+from tests.support.locust import PLUGIN, LocustProcesses, locust_env  # noqa: E402
 
-PLUGIN = REPO / "compose" / "locust" / "lab_plugin.py"
 REPORT_SECONDS = 3.0  # locust.runners.WORKER_REPORT_INTERVAL
 SCRAPE_SECONDS = 5.0
 LOCUSTFILE = """
@@ -53,48 +52,40 @@ class Visitor(FastHttpUser):
 """
 
 
-class Cluster:
+class Cluster(LocustProcesses):
     """A headless master and `workers` worker processes; the master stops itself after `bound` s."""
 
     def __init__(self, workdir: Path, target: Target, workers: int, users: int, plugin: bool, bound: float):
         locustfile = workdir / "workers_locustfile.py"
         locustfile.write_text(LOCUSTFILE)
-        self.files = f"{locustfile},{PLUGIN}" if plugin else str(locustfile)
-        self.workers = workers
-        self.plugin = plugin
-        self.exporter_port = free_port() if plugin else 0
-        self.master_port = free_port()
-        self.workdir = workdir
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(workdir / "results")}
-        self.master_args = [
-            "--master", "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-            str(self.master_port), "--expect-workers", str(workers), "-u", str(workers * users),
-            "-r", str(workers * users), "-t", f"{int(bound)}s", "--host", target.url, "--only-summary",
+        args = [
+            "-u", str(workers * users), "-r", str(workers * users), "-t", f"{int(bound)}s",
+            "--host", target.url, "--only-summary",
         ]  # fmt: skip
         if plugin:
-            self.master_args += [
-                "--scenarios-file", str(REPO / "locust/scenarios.yaml"),
-                "--slo-file", str(REPO / "locust/slo.yaml"),
-                "--exporter-port", str(self.exporter_port), "--exporter-host", "127.0.0.1",
-            ]  # fmt: skip
+            args += [
+                "--scenarios-file",
+                str(REPO / "locust/scenarios.yaml"),
+                "--slo-file",
+                str(REPO / "locust/slo.yaml"),
+            ]
+        super().__init__(
+            workdir,
+            [locustfile, PLUGIN] if plugin else [locustfile],
+            workers=workers,
+            headless=True,
+            exporter=plugin,
+            args=args,
+            env=locust_env(workdir / "results"),
+            name="locust",
+        )
         self.log = workdir / "locust.log"
-        self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> "Cluster":
         import psutil
 
-        log = self.log.open("a")
-        base = [sys.executable, "-m", "locust", "-f", self.files]
-        master = subprocess.Popen(
-            [*base, *self.master_args], env=self.env, cwd=self.workdir, stdout=log, stderr=log
-        )
-        self.processes.append(master)
-        self.master = psutil.Process(master.pid)
-        worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.master_port)]
-        for _ in range(self.workers):
-            self.processes.append(
-                subprocess.Popen(worker, env=self.env, cwd=self.workdir, stdout=log, stderr=log)
-            )
+        self.start()
+        self.master_ps = psutil.Process(self.master.pid)
         return self
 
     def scrape(self) -> float:
@@ -104,17 +95,13 @@ class Cluster:
             r.read()
         return time.perf_counter() - start
 
-    def __exit__(self, *exc_info) -> None:
-        for process in self.processes:  # the master first: it tells its workers to quit
-            stop(process)
-
 
 def measure(workdir: Path, target: Target, workers: int, users: int, plugin: bool, seconds: float) -> dict:
     start_bound = 60 + workers * 3  # starting a hundred Python processes takes a while on a small machine
     with Cluster(workdir, target, workers, users, plugin, start_bound + seconds + 30) as cluster:
 
         def loaded() -> bool:
-            if cluster.processes[0].poll() is not None:
+            if cluster.master.poll() is not None:
                 raise RuntimeError(f"the master exited early:\n{cluster.log.read_text()[-2000:]}")
             before = target.served()
             time.sleep(2)
@@ -122,16 +109,16 @@ def measure(workdir: Path, target: Target, workers: int, users: int, plugin: boo
 
         wait_until(loaded, start_bound, interval=0.5, what=f"{workers} workers' users all running")
         time.sleep(REPORT_SECONDS * 2)  # settle: spawning done, reports flowing
-        cpu, begin, served = cpu_seconds(cluster.master), time.monotonic(), target.served()
+        cpu, begin, served = cpu_seconds(cluster.master_ps), time.monotonic(), target.served()
         scrapes = []
         while (left := seconds - (time.monotonic() - begin)) > 0:
             if plugin:
                 scrapes.append(cluster.scrape())
             time.sleep(min(SCRAPE_SECONDS, max(left, 0)))
         elapsed = time.monotonic() - begin
-        cpu = cpu_seconds(cluster.master) - cpu
+        cpu = cpu_seconds(cluster.master_ps) - cpu
         served = target.served() - served
-        rss = cluster.master.memory_info().rss
+        rss = cluster.master_ps.memory_info().rss
     reports = workers * elapsed / REPORT_SECONDS
     return {
         "workers": workers,

@@ -19,8 +19,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import requests
-
 from tests.support.local_services import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +147,9 @@ class LocustProcesses:
 
     def wait_ready(self, timeout: float = 60, auth: tuple[str, str] | None = None) -> None:
         """The web UI answers (any status: a password-protected one says 401), and every worker is connected."""
+        # Imported here: requests loads ssl, which a benchmark that runs Locust in-process (bench/workers.py)
+        # must import only after gevent has patched it.
+        import requests
 
         def ready() -> bool:
             if self.master.poll() is not None:
