@@ -18,6 +18,7 @@ import requests
 from tests.integration import test_exporter_cluster
 from tests.integration.test_exporter_cluster import REPO, Locust, read_stats_csv
 from tests.support.local_services import free_port, wait_until
+from tests.support.locust import LocustProcesses, locust_command, locust_env
 
 HERE = Path(__file__).parent
 target = test_exporter_cluster.target  # the loopback server fixture
@@ -180,35 +181,21 @@ def test_a_reset_a_second_stop_and_a_quit_after_the_end_change_nothing(tmp_path,
 def test_a_headless_run_stopped_by_sigterm_exits_1_when_an_objective_failed(tmp_path, target, workers):
     """Locust fixes its exit code at quitting: the run must be judged on its final figures before that."""
     (tmp_path / "slo.yaml").write_text(SLO.format(items_p95="1ms"))  # requests take 5 ms
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(tmp_path / "results")}
-    master_port = free_port()
-    common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
-    master = subprocess.Popen(
-        [
-            *common, "--headless", "-u", "6", "-r", "6", "-t", "120s", "--host", target,
-            *(("--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
-               "--master-bind-port", str(master_port)) if workers else ()),
+    locust = LocustProcesses(
+        tmp_path,
+        [LOCUSTFILE],
+        workers=workers,
+        headless=True,
+        args=[
+            "-u", "6", "-r", "6", "-t", "120s", "--host", target,
             "--exporter-port", "0", "--json-file", str(tmp_path / "own"), *PLUGIN_FILES, "Reader",
         ],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "master.log", "wb"),  # noqa: SIM115
     )  # fmt: skip
-    worker = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
-    workers = [
-        subprocess.Popen(worker, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(workers)
-    ]
-    try:
+    with locust:
         wait_until(lambda: any((tmp_path / "results").iterdir()), 60, 0.2, "the run started")
         time.sleep(4)
-        master.send_signal(signal.SIGTERM)
-        code = master.wait(timeout=60)
-        for process in workers:
-            process.wait(timeout=30)
-    finally:
-        for process in [*workers, master]:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        locust.master.send_signal(signal.SIGTERM)
+        code = locust.wait(timeout=60)
     assert code == 1, (tmp_path / "master.log").read_text()[-3000:]
     (folder,) = (tmp_path / "results").iterdir()
     slo = json.loads((folder / "slo.json").read_text())
@@ -248,11 +235,10 @@ def test_a_headless_run_aborted_by_an_objective_exits_1(tmp_path, target):
     (tmp_path / "slo.yaml").write_text(
         SLO.format(items_p95="1ms").replace("max: 1ms", "max: 1ms\n    abort_after: 2s")
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LAB_RESULTS_DIR": str(tmp_path / "results")}
     result = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "4", "-r", "4", "-t", "120s",
-         "--host", target, "--exporter-port", "0", *PLUGIN_FILES, "Reader"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        locust_command([LOCUSTFILE], "--headless", "-u", "4", "-r", "4", "-t", "120s",
+                       "--host", target, "--exporter-port", "0", *PLUGIN_FILES, "Reader"),
+        cwd=tmp_path, env=locust_env(tmp_path / "results"), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
     (folder,) = (tmp_path / "results").iterdir()
