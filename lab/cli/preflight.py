@@ -6,6 +6,9 @@ import shutil
 import socket
 import subprocess
 
+import docker
+from docker.errors import DockerException
+
 from lab.core.config import Lab
 from lab.core.errors import LabError
 
@@ -14,9 +17,6 @@ PUBLISHED = (("GRAFANA_PORT", "3000"), ("LOCUST_WEB_PORT", "8089"), ("PROMETHEUS
 
 
 def docker_client():
-    import docker
-    from docker.errors import DockerException
-
     try:
         client = docker.from_env(timeout=10)
         client.ping()

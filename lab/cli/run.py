@@ -6,9 +6,17 @@ Exit 0 when every objective passed, 1 when one failed, 130 after Ctrl-C (the tes
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+import requests
+
+from lab.core import slo, webauth
+from lab.core.config import Lab
 from lab.core.errors import LabError
+from lab.core.scenarios import SCENARIOS, parse_overrides, shape_class_name
+from lab.core.slo import Verdict
+from lab.core.yamlconf import ConfigError
 
 POLL_SECONDS = 2.0
 START_TIMEOUT_SECONDS = 30.0  # the master starts a run within a tick of the shape (1 s)
@@ -16,8 +24,6 @@ STOP_TIMEOUT_SECONDS = 60.0  # Ctrl-C: how long to keep pressing Stop
 
 
 def register(subparsers) -> None:
-    from lab.plugin.scenarios import SCENARIOS
-
     parser = subparsers.add_parser(
         "run",
         help="run a scenario on the stack and show its progress and SLO verdict",
@@ -48,9 +54,6 @@ def register(subparsers) -> None:
 
 def overrides(args) -> str:
     """The --scenario-params value for the master, validated here so mistakes fail before starting."""
-    from lab.core.yamlconf import ConfigError
-    from lab.plugin.scenarios import SCENARIOS, parse_overrides
-
     if args.scenario not in SCENARIOS:
         raise LabError(f"unknown scenario {args.scenario!r}: valid scenarios are {', '.join(SCENARIOS)}")
     items = list(args.set)
@@ -70,9 +73,6 @@ def overrides(args) -> str:
 
 def slo_overrides(args) -> str:
     """The --slo-overrides value for the master, checked against the SLO file the lab mounts."""
-    from lab.core import slo
-    from lab.core.yamlconf import ConfigError
-
     if any("," in item for item in args.slo):
         raise LabError("an SLO threshold cannot contain ',': pass one OBJECTIVE=THRESHOLD per --slo")
     text = ",".join(args.slo)
@@ -90,27 +90,30 @@ def master_url() -> str:
     """The master's web UI URL: LOCUST_URL, else the lab's settings."""
     url = os.environ.get("LOCUST_URL")
     if url is None:
-        from lab.core.config import Lab
-
         url = Lab.from_environment().url("LOCUST_WEB_PORT", "8089")
     return url.rstrip("/")
+
+
+def client_auth(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """The credentials a client of the master sends: from the environment, else from the lab's .env."""
+    environ = os.environ if environ is None else environ
+    if webauth.PASSWORD_ENV in environ:
+        return webauth.credentials(environ)
+    try:
+        return webauth.credentials(Lab.from_environment(environ).settings())
+    except LabError:
+        return None  # not in a lab checkout (LOCUST_URL pointing elsewhere): no credentials to send
 
 
 class Master:
     """The few calls `lab run` makes to the Locust master's web UI."""
 
     def __init__(self, url: str):
-        import requests
-
-        from lab.plugin import webauth
-
         self.url = url
         self.session = requests.Session()
-        self.session.auth = webauth.client_auth()  # None unless LOCUST_WEB_PASSWORD is set
+        self.session.auth = client_auth()  # None unless LOCUST_WEB_PASSWORD is set
 
     def call(self, method: str, path: str, **kwargs):
-        import requests
-
         try:
             response = self.session.request(method, self.url + path, timeout=10, **kwargs)
         except requests.RequestException as exc:
@@ -148,8 +151,8 @@ class Master:
         response = self.call("POST", "/swarm", data=form)
         if response.status_code != 200:
             raise LabError(
-                f"the master refused to start {form['shape_class']} (HTTP {response.status_code}): its "
-                "locustfile must import the lab's shapes (from lab.plugin.shapes import ...) and run with --class-picker"
+                f"the master refused to start {form['shape_class']} (HTTP {response.status_code}): it must "
+                "load the lab's plugin, find a scenarios.yaml and run with --class-picker"
             )
         body = response.json()
         if not body.get("success"):
@@ -173,8 +176,6 @@ class Master:
 
 
 def run(args) -> int:
-    from lab.plugin.scenarios import shape_class_name
-
     params = overrides(args)
     thresholds = slo_overrides(args)
     url = master_url()
@@ -253,8 +254,6 @@ def follow(master: Master, run: dict) -> dict:
 
 def verdict(run: dict) -> int:
     """Print the run's SLO verdict and capacity as the master judged them; 1 if an objective failed."""
-    from lab.core.slo import Verdict
-
     outcome = run.get("outcome")
     if outcome is None:
         raise LabError(

@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 
+import requests
+from docker.errors import ImageNotFound
+
 from lab.cli import preflight
 from lab.core.config import Lab, parse_env_file
 from lab.core.errors import LabError
@@ -142,8 +145,6 @@ def _health(container) -> str:
 
 
 def _require_offline_images(lab: Lab, client) -> None:
-    from docker.errors import ImageNotFound
-
     offline = parse_env_file(lab.home / "compose/offline/offline.env")
     for key, image in offline.items():
         if key.endswith("_IMAGE"):
@@ -194,8 +195,6 @@ def _expose_master(lab: Lab) -> None:
 
 
 def _prometheus_targets(lab: Lab) -> list | None:
-    import requests
-
     try:
         response = requests.get(lab.url("PROMETHEUS_PORT", "9090") + "/api/v1/targets", timeout=5)
         response.raise_for_status()

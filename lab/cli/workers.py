@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lab.cli import preflight
 from lab.core.config import Lab
 from lab.core.errors import LabError
 
@@ -104,8 +105,6 @@ def refusal_in(logs: str) -> str | None:
 
 
 def up_command(args) -> int:
-    from lab.cli import preflight
-
     if args.offline:
         os.environ["LAB_OFFLINE"] = "1"
     lab = Lab.from_environment()
@@ -155,8 +154,6 @@ def up_command(args) -> int:
 
 
 def down_command(args) -> int:
-    from lab.cli import preflight
-
     lab = Lab.from_environment()
     preflight.compose_v2()
     # By project name: the workers' settings (master, count) are not needed to remove them.

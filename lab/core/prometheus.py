@@ -4,6 +4,8 @@ Failures (unreachable server, HTTP errors, PromQL errors) become one-line `LabEr
 the URL and the fix, so every command that reads Prometheus reports them the same way.
 """
 
+import requests
+
 from lab.core.errors import LabError
 
 
@@ -30,8 +32,6 @@ class Prometheus:
         return self._get("/api/v1/query_range", params)
 
     def _get(self, path: str, params: dict) -> list[dict]:
-        import requests
-
         try:
             response = requests.get(self.url + path, params=params, timeout=self.timeout)
         except requests.RequestException as exc:

@@ -21,8 +21,10 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from lab.core.yamlconf import ConfigError, LineDict, LineList, fail, parse_duration
+from lab.core.yamlconf import ConfigError, LineDict, LineList, fail, located, parse_duration
 from lab.core.yamlconf import load as load_yaml
+
+DEFAULT_FILE = "slo.yaml"
 
 QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
 METRICS = (*QUANTILES, "error_ratio", "throughput")
@@ -75,18 +77,6 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _latency(value) -> float:
-    """Seconds from a number of seconds or a string such as 250ms, 0.5s, 1s."""
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, int | float):
-        return float(value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", str(value))
-    if not match:
-        raise ValueError
-    return float(match[1]) / (1000.0 if match[2] == "ms" else 1.0)
 
 
 def parse(data, source: str) -> list[Objective]:
@@ -146,7 +136,7 @@ def _objective(name: str, body: LineDict, source: str) -> Objective:
         fail(source, body.line, f"objective {name!r}: missing '{bound}' (the threshold of {metric})")
     raw, line = body[bound], body.key_lines[bound]
     try:
-        threshold = _latency(raw) if metric in QUANTILES else float(raw)
+        threshold = parse_duration(raw) if metric in QUANTILES else float(raw)
         if isinstance(raw, bool) or threshold < 0:
             raise ValueError
     except (TypeError, ValueError):
@@ -224,7 +214,7 @@ def with_overrides(objectives: list[Objective], text: str) -> list[Objective]:
             )
         objective = by_name[name]
         try:
-            threshold = _latency(raw) if objective.metric in QUANTILES else float(raw)
+            threshold = parse_duration(raw) if objective.metric in QUANTILES else float(raw)
             if threshold < 0 or (objective.metric == "error_ratio" and threshold > 1):
                 raise ValueError
         except ValueError:
@@ -236,8 +226,11 @@ def with_overrides(objectives: list[Objective], text: str) -> list[Objective]:
 
 
 def objectives_of(options) -> list[Objective]:
-    """The objectives a Locust process judges: its --slo-file with its --slo-overrides."""
-    return with_overrides(load(options.slo_file), getattr(options, "slo_overrides", "") or "")
+    """The objectives a Locust process judges: its --slo-file (else slo.yaml in the working directory,
+    else none) with its --slo-overrides."""
+    path = located(getattr(options, "slo_file", None), DEFAULT_FILE)
+    objectives = load(path) if path is not None else []
+    return with_overrides(objectives, getattr(options, "slo_overrides", "") or "")
 
 
 # A percentile of a response time histogram {ms: count}: Locust's own calculate_response_time_percentile

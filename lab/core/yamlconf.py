@@ -62,6 +62,14 @@ def load(path: str | Path):
     return loads(text, str(path))
 
 
+def located(named: str | None, default: str) -> Path | None:
+    """The file to read: the one named (even if missing: reading it then says so), else `default` in the
+    working directory when it is there, else None (the feature it configures is off)."""
+    if named:
+        return Path(named)
+    return Path(default) if Path(default).is_file() else None
+
+
 def loads(text: str, source: str):
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
@@ -77,11 +85,13 @@ def fail(source: str, line: int | None, message: str):
     raise ConfigError(f"{source}:{line or '?'}: {message}")
 
 
-_SPAN = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)")
+_SCALE = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 def parse_duration(value) -> float:
-    """Seconds from a number of seconds or a span such as 30s, 5m, 2h, 1h30m, 0.5h."""
+    """Seconds from a number of seconds or a span such as 250ms, 30s, 5m, 2h, 1h30m, 0.5h: the one
+    parser of durations and latencies in the lab's files and options."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, int | float):
@@ -90,9 +100,8 @@ def parse_duration(value) -> float:
         text = str(value).strip().lower()
         if re.fullmatch(r"\d+(?:\.\d+)?", text):
             seconds = float(text)
-        elif text and _SPAN.sub("", text) == "":
-            scale = {"h": 3600, "m": 60, "s": 1}
-            seconds = sum(float(n) * scale[unit] for n, unit in _SPAN.findall(text))
+        elif text and _SPAN.sub("", text).strip() == "":
+            seconds = sum(float(n) * _SCALE[unit] for n, unit in _SPAN.findall(text))
         else:
             raise ValueError(f"{value!r} is not a duration (use seconds or e.g. 30s, 5m, 2h, 1h30m)")
     if seconds < 0:

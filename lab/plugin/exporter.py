@@ -36,10 +36,15 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import generate_latest
+from locust import stats
+from locust.runners import LocalRunner, MasterRunner
+from locust.stats import StatsError
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
 from prometheus_client.utils import floatToGoString
+
+from lab.plugin.runs import current, worker_label
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +69,6 @@ WORKER_STATES = ("ready", "spawning", "running", "missing", "stopped")
 
 def rounding_keeps(ms: float) -> bool:
     """True when Locust's response-time rounding maps `ms` to itself."""
-    from locust import stats
-
     return float(ms).is_integer() and stats.bucket_response_time(int(ms)) == int(ms)
 
 
@@ -285,8 +288,6 @@ def fold_entries(entries: Iterable, names: Folder) -> dict[tuple[str, str], Seri
 
 def fold_errors(errors: Iterable, names: Folder, texts: Folder) -> dict[tuple[str, str, str], int]:
     """Locust StatsError objects summed by (method, name, normalised error text), both folded."""
-    from locust.stats import StatsError
-
     rows: dict[tuple[str, str, str], int] = defaultdict(int)
     keyed = [(e.method or "", e.name, normalise_error(StatsError.parse_error(e.error)), e) for e in errors]
     for method, name, text, error in sorted(keyed, key=lambda k: k[:3]):
@@ -478,8 +479,6 @@ class LocustCollector:
 
     def read(self) -> tuple | None:
         """(runner, run, request rows) of this scrape; None before there is a runner."""
-        from lab.plugin.runs import current
-
         runner = self.environment.runner
         if runner is None:
             return None
@@ -538,8 +537,6 @@ class LocustCollector:
             yield from self.run_metrics(run)
 
     def runner_metrics(self, run_id: str, runner) -> Iterator:
-        from locust.runners import MasterRunner
-
         is_master = isinstance(runner, MasterRunner)
         users = GaugeMetricFamily("locust_users", "Users running", labels=["run_id", "user_class"])
         counts = dict.fromkeys((c.__name__ for c in runner.user_classes), 0)
@@ -592,16 +589,12 @@ class LocustCollector:
 
 def worker_labels(client_ids: Iterable[str], index_of) -> dict[str, str]:
     """Worker label per client id: its host name, or `host/index` where several share one host."""
-    from lab.plugin.runs import worker_label
-
     hosts = {client_id: worker_label(client_id) for client_id in client_ids}
     shared = {h for h, n in Counter(hosts.values()).items() if n > 1}
     return {cid: f"{h}/{index_of(cid)}" if h in shared else h for cid, h in hosts.items()}
 
 
 def worker_metrics(run_id: str, runner) -> Iterator:
-    from lab.plugin.runs import worker_label
-
     nodes = list(runner.clients.values())
     workers = GaugeMetricFamily("locust_workers", "Workers by state", labels=["run_id", "state"])
     for state in WORKER_STATES:
@@ -647,7 +640,6 @@ def metrics_app(collector: LocustCollector, registry):
 
 def start_server(environment, options):
     """Serve /metrics for this environment as `options` say; returns (server, thread) to shut down."""
-    from prometheus_client import CollectorRegistry, ProcessCollector
 
     class Quiet(WSGIRequestHandler):
         def log_message(self, *_args) -> None:
@@ -671,8 +663,6 @@ def start_server(environment, options):
 
 
 def on_init(environment, runner=None, **_kw) -> None:
-    from locust.runners import LocalRunner, MasterRunner
-
     options = environment.parsed_options
     if options is None or not isinstance(runner, MasterRunner | LocalRunner):
         return  # workers export nothing (the master has the merged stats); library use builds its own

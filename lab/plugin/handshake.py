@@ -1,10 +1,12 @@
 """Master and workers agree on the Locust version, or the worker is sent away.
 
 Locust itself only logs a warning when a worker of another version connects (and nothing at all for
-another patch release), yet mixed versions can merge stats wrongly or fail mid-run. So the master asks
-each worker that connects for its version (the worker also says it unasked at start-up, in case the
-question arrived before its handlers were registered); a worker reporting another version, or none
-within VERSION_TIMEOUT seconds (it does not run the lab plugin), is told why and asked to quit. The
+another patch release), yet mixed versions can merge stats wrongly or fail mid-run. So each worker
+says its version once its handlers are registered (the master never asks first: a question arriving
+before the worker's init would make Locust log "Unknown message type"); the master judges a worker when
+it connects and again at every later "client_ready" (Locust sends one after each stop). A worker
+reporting another version, or none within VERSION_TIMEOUT seconds of connecting (it does not run the
+lab plugin), is told why and asked to quit. The
 worker logs the reason and exits with REFUSED_EXIT_CODE; one accepted touches LAB_WORKER_READY_FILE
 when set, which the worker's healthcheck reads (compose/workers.yml).
 """
@@ -13,13 +15,17 @@ import logging
 import os
 from pathlib import Path
 
+import gevent
+from locust import __version__
+from locust.runners import MasterRunner, WorkerRunner
+
 logger = logging.getLogger(__name__)
 
 REFUSED_EXIT_CODE = 3
 VERSION_TIMEOUT = 10.0
 READY_FILE_ENV = "LAB_WORKER_READY_FILE"
 # Custom message types of Locust's master/worker protocol.
-ASK, VERSION, ACCEPTED, REFUSED = "lab_version_ask", "lab_version", "lab_accepted", "lab_refused"
+VERSION, ACCEPTED, REFUSED = "lab_version", "lab_accepted", "lab_refused"
 
 
 def refusal(client_id: str, worker_version: str | None, master_version: str) -> str | None:
@@ -40,20 +46,17 @@ def refusal(client_id: str, worker_version: str | None, master_version: str) -> 
 
 class MasterCheck:
     def __init__(self, runner) -> None:
-        from locust import __version__
-
         self.runner = runner
         self.version = __version__
         self.reported: dict[str, str] = {}
         runner.register_message(VERSION, self.on_version)
 
     def on_connect(self, client_id: str, **_kw) -> None:
-        import gevent
-
-        # Locust fires worker_connect at each "client_ready" (also after every stop): ask again each time.
-        self.reported.pop(client_id, None)
-        self.runner.send_message(ASK, client_id=client_id)
-        gevent.spawn_later(VERSION_TIMEOUT, self.check_reported, client_id)
+        # A client id is one worker process: the version it reported holds for its later "client_ready"s.
+        if client_id in self.reported:
+            self.decide(client_id, self.reported[client_id])
+        else:
+            gevent.spawn_later(VERSION_TIMEOUT, self.check_reported, client_id)
 
     def on_version(self, msg, **_kw) -> None:
         self.reported[msg.node_id] = msg.data
@@ -75,14 +78,10 @@ class MasterCheck:
 
 
 def on_init(environment, runner=None, **_kw) -> None:
-    from locust import __version__
-    from locust.runners import MasterRunner, WorkerRunner
-
     if isinstance(runner, MasterRunner):
         check = MasterCheck(runner)
         environment.events.worker_connect.add_listener(check.on_connect)
     elif isinstance(runner, WorkerRunner):
-        runner.register_message(ASK, lambda **_: runner.send_message(VERSION, __version__))
         runner.register_message(ACCEPTED, lambda **_: _mark_ready())
         runner.register_message(REFUSED, lambda msg, **_: _refused(environment, msg.data))
         runner.send_message(VERSION, __version__)

@@ -26,6 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
+import gevent
+import yaml
+from flask import jsonify, request
+from locust.html import get_html_report
+from locust.runners import HEARTBEAT_INTERVAL, STATE_MISSING, LocalRunner, MasterRunner
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
 from lab.core.runrecord import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -168,8 +175,6 @@ class _FrozenView:
 
 def write_results(environment, run: Run, figures: Figures) -> None:
     """run.json, scenario.yaml, Locust's own CSVs and HTML report, from the run's frozen figures only."""
-    from locust.html import get_html_report
-    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
     runner = _FrozenView(
         environment.runner,
@@ -181,8 +186,6 @@ def write_results(environment, run: Run, figures: Figures) -> None:
     view = _FrozenView(environment, stats=figures.stats, runner=runner)
     write_run_json(run)
     if run.parameters:
-        import yaml
-
         (run.results_dir / "scenario.yaml").write_text(yaml.safe_dump(run.parameters, sort_keys=False))
     stats_csv = StatsCSV(view, PERCENTILES_TO_REPORT)
     for name, write in (
@@ -198,6 +201,7 @@ def write_results(environment, run: Run, figures: Figures) -> None:
 
 def end_run(environment, run: Run) -> None:
     """The end of a run, once: freeze its figures, judge them, write every results file from them."""
+    # verdicts imports this module: imported here, when a run ends, not at load (a circular import)
     from lab.plugin import verdicts
 
     if run.state == "ended":
@@ -211,13 +215,11 @@ def end_run(environment, run: Run) -> None:
 
 
 def _is_master(runner) -> bool:
-    from locust.runners import MasterRunner
 
     return isinstance(runner, MasterRunner)
 
 
 def _is_local(runner) -> bool:
-    from locust.runners import LocalRunner
 
     return isinstance(runner, LocalRunner)
 
@@ -238,7 +240,6 @@ class _Lifecycle:
     def on_init(self, environment, runner=None, web_ui=None, **_kw) -> None:
         if not (_is_master(runner) or _is_local(runner)):
             return
-        import gevent
 
         self.environment = environment
         # Added after the runner's own listener, so that (quitting fires in reverse) the run ends
@@ -250,7 +251,6 @@ class _Lifecycle:
             gevent.spawn(self.watch_workers, environment)
 
     def add_route(self, web_ui) -> None:
-        from flask import jsonify
 
         environment = self.environment
 
@@ -258,7 +258,6 @@ class _Lifecycle:
         @web_ui.auth_required_if_enabled
         def lab_run():
             """The current run, or with ?run_id= that run if it is the current or the previous one."""
-            from flask import request
 
             run = current(environment)
             wanted = request.args.get("run_id")
@@ -296,7 +295,6 @@ class _Lifecycle:
 
     def on_test_stopping(self, environment, **_kw) -> None:
         """Before the master tells the workers to stop: note which workers the run waits for."""
-        from locust.runners import STATE_MISSING
 
         run = current(environment) if environment is self.environment else None
         if run is None or run.state != "running":
@@ -318,14 +316,12 @@ class _Lifecycle:
         if not _is_master(environment.runner):
             end_run(environment, run)
             return
-        import gevent
 
         run.state = "ending"
         self.settling = gevent.spawn(self.settle, environment, run)
 
     def settle(self, environment, run: Run) -> None:
         """End the run when every worker that was running has reported after the stop."""
-        import gevent
 
         deadline = time.monotonic() + STOP_REPORTS_TIMEOUT
         runner = environment.runner
@@ -360,8 +356,6 @@ class _Lifecycle:
 
     def watch_workers(self, environment) -> None:
         """Record workers that stop sending heartbeats while a run is going (Locust has no event for it)."""
-        import gevent
-        from locust.runners import HEARTBEAT_INTERVAL, STATE_MISSING
 
         while True:
             gevent.sleep(HEARTBEAT_INTERVAL)

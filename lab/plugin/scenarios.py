@@ -1,194 +1,27 @@
-"""Scenario parameters: `scenarios.yaml` holds every scenario's defaults; the command line, the
-environment or the web UI form override them.
+"""The lab's scenarios in Locust: options, the shapes offered to the class picker, `--scenario`.
 
 Locust options added here (all also settable in locust.conf or as LOCUST_* environment variables):
   --scenario NAME           headless: the load shape to run (LOCUST_SCENARIO); the web UI has the class picker
-  --scenarios-file PATH     the parameters file (default scenarios.yaml in the working directory)
+  --scenarios-file PATH     the parameters file (default: scenarios.yaml in the working directory, when there is
+                            one; without a file the lab's scenarios are off and the locustfile runs as it is)
   --scenario-params K=V,..  overrides, e.g. "users=50,duration=2m" (shown in the web UI form, and what
                             `lab run --users/--duration/--set` fills in)
+
+The shapes (lab.plugin.shapes) are offered here, not through the locustfile's namespace: a locustfile
+with its own LoadTestShape keeps running it unless --scenario names one of the lab's.
 """
 
 import logging
 import sys
-from pathlib import Path
 
-from lab.core.yamlconf import ConfigError, LineDict, fail, parse_duration
-from lab.core.yamlconf import load as load_yaml
+from locust.runners import WorkerRunner
+
+from lab.core.scenarios import DEFAULT_FILE, SCENARIOS, load, shape_class_name
+from lab.core.yamlconf import ConfigError, located
+from lab.plugin import runs
+from lab.plugin.shapes import SHAPES, ScenarioShape
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_FILE = "scenarios.yaml"
-
-# Kinds of parameter values; each scenario lists the parameters its shape reads.
-INT, FLOAT, DURATION, PHASES = "int", "float", "duration", "phases"
-
-# Ramps of a fixed length (ramp) spawn at users/ramp; steps and surges at spawn_rate.
-SPECS: dict[str, dict[str, str]] = {
-    "baseline": {"users": INT, "ramp": DURATION, "duration": DURATION},
-    "stress": {
-        "users": INT,
-        "steps": INT,
-        "step_duration": DURATION,
-        "duration": DURATION,
-        "spawn_rate": FLOAT,
-    },
-    "spike": {
-        "users": INT,
-        "spike_users": INT,
-        "warmup": DURATION,
-        "surge": DURATION,
-        "recovery": DURATION,
-        "spawn_rate": FLOAT,
-    },
-    "soak": {"users": INT, "ramp": DURATION, "duration": DURATION},
-    "capacity": {
-        "start_users": INT,
-        "step_users": INT,
-        "users": INT,
-        "step_duration": DURATION,
-        "ramp": DURATION,
-        "min_growth": FLOAT,
-        "spawn_rate": FLOAT,
-    },
-    "mixed": {"users": INT, "ramp": DURATION, "duration": DURATION, "phases": PHASES},
-}
-SCENARIOS = tuple(SPECS)
-
-
-def shape_class_name(scenario: str) -> str:
-    """The LoadTestShape class of a scenario in lab.plugin.shapes: the name the web UI's class picker shows."""
-    return scenario.capitalize()
-
-
-def _convert(kind: str, value):
-    """The value of a parameter of `kind`, from YAML or from an override string; ValueError if wrong."""
-    if kind == INT:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(f"{value!r} is not a whole number")
-        number = int(value)
-        if number < 1:
-            raise ValueError(f"{value!r} must be at least 1")
-        return number
-    if kind == FLOAT:
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a number")
-        number = float(value)
-        if number <= 0:
-            raise ValueError(f"{value!r} must be above 0")
-        return number
-    if kind == DURATION:
-        return parse_duration(value)
-    if not isinstance(value, dict) or not value:
-        raise ValueError("phases must be a mapping of phase name to a list of user class names")
-    for name, classes in value.items():
-        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-            raise ValueError(f"phase {name!r} must list user class names")
-    return {str(name): list(classes) for name, classes in value.items()}
-
-
-def load(path: str | Path) -> dict[str, dict]:
-    """The validated scenarios file: {scenario: {"description": str, "params": {name: value}}}.
-
-    Raises ConfigError naming the file, line and key at the first problem."""
-    source = str(path)
-    data = load_yaml(path)
-    if not isinstance(data, LineDict):
-        fail(source, 1, "expected a mapping with 'defaults' and 'scenarios'")
-    for key in data:
-        if key not in ("defaults", "scenarios"):
-            fail(source, data.key_lines[key], f"unknown key {key!r} (expected 'defaults' and 'scenarios')")
-    defaults = data.get("defaults") or LineDict()
-    if not isinstance(defaults, LineDict):
-        fail(source, data.key_lines["defaults"], "'defaults' must be a mapping of parameter to value")
-    known = set().union(*SPECS.values())
-    for key in defaults:
-        if key not in known:
-            known_list = ", ".join(sorted(known))
-            fail(source, defaults.key_lines[key], f"unknown default {key!r} (known: {known_list})")
-    scenarios = data.get("scenarios")
-    if not isinstance(scenarios, LineDict):
-        line = data.key_lines.get("scenarios", 1)
-        fail(source, line, "'scenarios' must be a mapping of scenario name to parameters")
-    result = {}
-    for name, body in scenarios.items():
-        line = scenarios.key_lines[name]
-        if name not in SPECS:
-            fail(source, line, f"unknown scenario {name!r} (valid: {', '.join(SCENARIOS)})")
-        if not isinstance(body, LineDict):
-            fail(source, line, f"scenario {name!r} must be a mapping of parameter to value")
-        spec = SPECS[name]
-        params = {}
-        for key in spec:
-            if key in body:
-                raw, key_line = body[key], body.key_lines[key]
-            elif key in defaults:
-                raw, key_line = defaults[key], defaults.key_lines[key]
-            else:
-                fail(source, body.line, f"scenario {name!r} is missing {key!r} (and there is no default)")
-            try:
-                params[key] = _convert(spec[key], raw)
-            except (TypeError, ValueError) as exc:
-                fail(source, key_line, f"scenario {name!r}: {key}: {exc}")
-        for key in body:
-            if key != "description" and key not in spec:
-                fail(
-                    source,
-                    body.key_lines[key],
-                    f"scenario {name!r}: unknown key {key!r} (its parameters: {', '.join(spec)})",
-                )
-        check(name, params, f"{source}:{line}")
-        result[name] = {"description": str(body.get("description", "")).strip(), "params": params}
-    return result
-
-
-def check(name: str, params: dict, where: str) -> None:
-    """Rules between parameters of one scenario."""
-    if name == "mixed":
-        running: list = []
-        for phase, classes in params["phases"].items():
-            if not set(running) <= set(classes):
-                raise ConfigError(
-                    f"{where}: mixed: phase {phase!r} must keep the classes of the phase before it"
-                )
-            running = classes
-    if name == "capacity":
-        if params["ramp"] >= params["step_duration"]:
-            raise ConfigError(f"{where}: capacity: ramp must be shorter than step_duration")
-        if params["start_users"] > params["users"]:
-            raise ConfigError(f"{where}: capacity: start_users must not exceed users (the maximum)")
-
-
-def parse_overrides(name: str, text: str) -> dict:
-    """Parameters from "key=value,key=value" for scenario `name` (the phases of `mixed` are file-only)."""
-    spec = SPECS[name]
-    result = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not value.strip():
-            raise ConfigError(f"scenario override {item!r}: expected key=value")
-        if key not in spec or spec[key] == PHASES:
-            settable = [k for k, kind in spec.items() if kind != PHASES]
-            raise ConfigError(
-                f"scenario {name!r} has no parameter {key!r} (its parameters: {', '.join(settable)})"
-            )
-        try:
-            result[key] = _convert(spec[key], value.strip())
-        except ValueError as exc:
-            raise ConfigError(f"scenario {name!r}: {key}: {exc}") from None
-    return result
-
-
-def resolve(options, name: str) -> dict:
-    """The parameters of scenario `name` for this run: the file's, then the overrides in `options`."""
-    path = getattr(options, "scenarios_file", None) or DEFAULT_FILE
-    scenarios = load(path)
-    if name not in scenarios:
-        raise ConfigError(f"{path}: scenario {name!r} is not defined; add it under 'scenarios'")
-    overrides = parse_overrides(name, getattr(options, "scenario_params", "") or "")
-    params = {**scenarios[name]["params"], **overrides}
-    check(name, params, "overrides")
-    return params
 
 
 def active(environment) -> tuple[str, dict] | None:
@@ -210,9 +43,9 @@ def _add_arguments(parser) -> None:
     parser.add_argument(
         "--scenarios-file",
         env_var="LOCUST_SCENARIOS_FILE",
-        default=DEFAULT_FILE,
+        default="",
         include_in_web_ui=False,
-        help="Load Lab scenario parameters (YAML)",
+        help=f"Load Lab scenario parameters (YAML; default {DEFAULT_FILE} when the working directory has one)",
     )
     parser.add_argument(
         "--scenario-params",
@@ -222,26 +55,63 @@ def _add_arguments(parser) -> None:
     )
 
 
-def _on_init(environment, **_kwargs) -> None:
-    """Validate the scenarios file up front and select the headless scenario's shape."""
-    from locust.runners import WorkerRunner
+def offer_shapes(environment) -> dict[str, ScenarioShape]:
+    """Add the lab's shapes to the class picker's list, by class name; a locustfile's own shape of the
+    same name keeps its place (and that scenario is then not offered). Returns {scenario: shape}."""
+    if environment.available_shape_classes is None:
+        environment.available_shape_classes = {}
+    available = environment.available_shape_classes
+    offered = {}
+    for scenario, cls in SHAPES.items():
+        name = shape_class_name(scenario)
+        if name not in available:
+            available[name] = cls()
+        if isinstance(available[name], cls):
+            offered[scenario] = available[name]
+        else:
+            logger.warning("lab: the locustfile's own shape %s hides the lab's %s scenario", name, scenario)
+    return offered
 
+
+def select(environment, scenario: str, offered: dict[str, ScenarioShape]) -> None:
+    """Run the lab's shape of `scenario` (--scenario), saying so when it replaces the locustfile's own."""
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"unknown scenario {scenario!r} (valid: {', '.join(SCENARIOS)})")
+    if scenario not in offered:
+        raise ConfigError(
+            f"scenario {scenario!r}: the locustfile defines its own {shape_class_name(scenario)}"
+        )
+    own = environment.shape_class
+    if own is not None and not isinstance(own, ScenarioShape):
+        logger.warning(
+            "lab: --scenario %s runs the lab's %s shape, not the locustfile's own %s",
+            scenario,
+            shape_class_name(scenario),
+            type(own).__name__,
+        )
+    environment.shape_class = offered[scenario]
+    environment.shape_class.runner = environment.runner
+
+
+def _on_init(environment, **_kwargs) -> None:
+    """Validate the scenarios file up front, offer the shapes and select the headless scenario's."""
     options = environment.parsed_options
     if options is None or isinstance(environment.runner, WorkerRunner):
         return
     try:
-        load(options.scenarios_file)
-        if options.scenario:
-            if options.scenario not in SCENARIOS:
-                raise ConfigError(f"unknown scenario {options.scenario!r} (valid: {', '.join(SCENARIOS)})")
-            available = (environment.available_shape_classes or {}).values()
-            shapes = {getattr(s, "scenario", None): s for s in available}
-            if options.scenario not in shapes:
+        path = located(options.scenarios_file, DEFAULT_FILE)
+        if path is None:
+            if options.scenario:
                 raise ConfigError(
-                    f"scenario {options.scenario!r} has no shape in the locustfile; import it from lab.plugin.shapes"
+                    f"--scenario {options.scenario} needs the scenarios' parameters: "
+                    f"pass --scenarios-file or put {DEFAULT_FILE} in the working directory"
                 )
-            environment.shape_class = shapes[options.scenario]
-            environment.shape_class.runner = environment.runner
+            logger.info("lab: no %s given or found: the lab's scenarios are off", DEFAULT_FILE)
+            return
+        load(path)
+        offered = offer_shapes(environment)
+        if options.scenario:
+            select(environment, options.scenario, offered)
     except ConfigError as exc:
         logger.error("%s", exc)
         sys.exit(1)
@@ -249,8 +119,6 @@ def _on_init(environment, **_kwargs) -> None:
 
 def _on_test_start(environment, **_kwargs) -> None:
     """Record the parameters on the run (lab.plugin.runs writes them to run.json and scenario.yaml)."""
-    from lab.plugin import runs
-
     run = runs.current(environment)
     selected = active(environment)
     if run is not None and selected is not None:

@@ -1,23 +1,28 @@
 """Load shapes of the lab's scenarios. Each LoadTestShape names its scenario and follows its plan
-(lab.core.plans) built from the scenario's parameters when the test starts. Import the shapes into a
-locustfile to offer them in the web UI's class picker and to `lab run` / `--scenario`."""
+(lab.core.plans) built from the scenario's parameters when the test starts. The plugin offers them to
+the web UI's class picker, `lab run` and `--scenario` (lab.plugin.scenarios); a locustfile need not
+import them."""
 
 import logging
 import time
 from dataclasses import dataclass
 
 from locust import LoadTestShape
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
+from lab.core import scenarios, slo
+from lab.core.capacity import CapacitySearch
 from lab.core.plans import PLANS, Tick
+from lab.core.slo import requests_per_second
 from lab.core.yamlconf import ConfigError
-from lab.plugin import scenarios
+from lab.plugin import runs
+from lab.plugin.trim import TRIM_INTERVAL_SECONDS
+from lab.plugin.verdicts import snapshot, window_between
 
 logger = logging.getLogger(__name__)
 
 
 def set_stage(environment, stage: str) -> None:
-    from lab.plugin import runs
-
     run = runs.current(environment)
     if run is not None:
         run.stage = stage
@@ -134,12 +139,6 @@ class Capacity(ScenarioShape):
     search = None
 
     def make_plan(self, environment):
-        from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
-
-        from lab.core import slo
-        from lab.core.capacity import CapacitySearch
-        from lab.plugin.trim import TRIM_INTERVAL_SECONDS
-
         self.lag = WORKER_REPORT_INTERVAL + 0.5 if isinstance(environment.runner, MasterRunner) else 0.0
         steady = self.params["step_duration"] - self.params["ramp"]
         if self.params["ramp"] < self.lag or steady < 2 * self.lag:
@@ -163,8 +162,6 @@ class Capacity(ScenarioShape):
     def tick(self):
         if self.plan is None:
             return None
-        from lab.plugin.verdicts import snapshot
-
         environment = self.runner.environment
         now = time.time()
         tick = self.plan.at(self.get_run_time())
@@ -195,9 +192,6 @@ class Capacity(ScenarioShape):
         return self._last
 
     def _judge(self, environment, m: _Measurement) -> str:
-        from lab.core.slo import requests_per_second
-        from lab.plugin.verdicts import window_between
-
         window = window_between(m.before, m.after, m.ended_at - m.before_at)
         window.rate = requests_per_second(environment.stats.total.num_reqs_per_sec, m.steady_at, m.ended_at)
         decision = self.search.judge(m.users, window, m.steady_at, m.ended_at)
@@ -213,11 +207,13 @@ class Capacity(ScenarioShape):
         return decision
 
     def _publish(self, environment) -> None:
-        from lab.plugin import runs
-
         run = runs.current(environment)
         if run is not None:
             run.capacity = self.search.to_dict()
 
 
 SHAPES = {cls.scenario: cls for cls in (Baseline, Stress, Spike, Soak, Capacity, Mixed)}
+# Locust's loader takes every non-abstract LoadTestShape in a locustfile's namespace and runs the first
+# one found: marked abstract, the lab's shapes imported into a locustfile never shadow its own shape.
+for _shape in SHAPES.values():
+    _shape.abstract = True

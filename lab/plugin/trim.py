@@ -20,6 +20,11 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import time
+
+import gevent
+from locust.runners import LocalRunner, MasterRunner
+from locust.stats import HISTORY_STATS_INTERVAL_SEC
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +80,6 @@ def trim_history(history: list, keep_rows: int) -> int:
 
 
 def history_rows(seconds: int) -> int:
-    from locust.stats import HISTORY_STATS_INTERVAL_SEC
-
     return max(1, math.ceil(seconds / HISTORY_STATS_INTERVAL_SEC))
 
 
@@ -94,10 +97,6 @@ def trim_stats(stats, seconds: int, now: float) -> int:
 
 
 def trim_forever(environment, seconds: int, interval: float = TRIM_INTERVAL_SECONDS) -> None:
-    import time
-
-    import gevent
-
     while True:
         gevent.sleep(interval)
         # Read environment.stats each time: Locust replaces the entries on clear_all.
@@ -105,8 +104,6 @@ def trim_forever(environment, seconds: int, interval: float = TRIM_INTERVAL_SECO
 
 
 def on_init(environment, runner=None, **_kw) -> None:
-    from locust.runners import LocalRunner, MasterRunner
-
     options = environment.parsed_options
     # Workers send their per-second counts and reset them at every report: only the master accumulates.
     if options is None or not isinstance(runner, MasterRunner | LocalRunner):

@@ -4,13 +4,21 @@ and capacity.json, and fail headless runs whose objectives failed."""
 
 import json
 import logging
+import sys
 import time
 from collections import deque
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+import gevent
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, WorkerRunner
+from locust.stats import calculate_response_time_percentile, diff_response_time_dicts
 
-DEFAULT_SLO_FILE = "slo.yaml"
+from lab.core import slo
+from lab.core.slo import Window
+from lab.core.yamlconf import ConfigError, located
+from lab.plugin import runs
+
+logger = logging.getLogger(__name__)
 # abort_after: objectives are checked every CHECK_SECONDS over the last WINDOW_SECONDS of the run. On a
 # master the workers' stats arrive every 3 s, so a breach is seen up to one report interval and one
 # check late: a run is stopped within abort_after + WORKER_REPORT_INTERVAL + 2 * CHECK_SECONDS.
@@ -22,9 +30,10 @@ def _add_arguments(parser) -> None:
     parser.add_argument(
         "--slo-file",
         env_var="LOCUST_SLO_FILE",
-        default=DEFAULT_SLO_FILE,
+        default="",
         include_in_web_ui=False,
-        help="Load Lab service level objectives (YAML); judged at the end of every run",
+        help=f"Load Lab service level objectives (YAML; default {slo.DEFAULT_FILE} when the working directory "
+        "has one); judged at the end of every run",
     )
     parser.add_argument(
         "--slo-overrides",
@@ -43,36 +52,23 @@ def _write_json(path: Path, data) -> None:
 
 def _on_init(environment, **_kwargs) -> None:
     """Fail at start, not at the end of an hour-long run, when the SLO file is wrong."""
-    import sys
-
-    from locust.runners import WorkerRunner
-
-    from lab.core import slo
-    from lab.core.yamlconf import ConfigError
-
     options = environment.parsed_options
     if options is None or isinstance(environment.runner, WorkerRunner):
+        return
+    if located(options.slo_file, slo.DEFAULT_FILE) is None and not options.slo_overrides:
+        logger.info("lab: no %s given or found: SLOs are off", slo.DEFAULT_FILE)
         return
     try:
         slo.objectives_of(options)
     except ConfigError as exc:
         logger.error("%s", exc)
         sys.exit(1)
-    import gevent
-
     gevent.spawn(_watch_breaches, environment)
 
 
 def _watch_breaches(environment) -> None:
     """Stop a running test once an objective with `abort_after` has been breached that long, judged over
     the last WINDOW_SECONDS; the run's verdict then says it was aborted and why."""
-    import gevent
-    from locust.runners import STATE_RUNNING, STATE_SPAWNING
-
-    from lab.core import slo
-    from lab.core.yamlconf import ConfigError
-    from lab.plugin import runs
-
     watched, objectives, history, breached_since = None, [], deque(), {}
     while True:
         gevent.sleep(CHECK_SECONDS)
@@ -109,8 +105,6 @@ def _watch_breaches(environment) -> None:
 
 
 def _abort(environment, run, objective, verdict, breached_for: float) -> None:
-    import gevent
-
     reason = (
         f"{verdict.describe()} over the last {WINDOW_SECONDS:g} s, breached for {breached_for:.0f} s "
         f"(abort_after {objective.abort_after:g} s)"
@@ -138,10 +132,6 @@ def snapshot(stats) -> dict:
 
 def window_between(before: dict, after: dict, duration: float):
     """The lab.core.slo.Window of what happened between two snapshots, with Locust's percentiles."""
-    from locust.stats import calculate_response_time_percentile, diff_response_time_dicts
-
-    from lab.core.slo import Window
-
     window = Window(duration=duration, percentile=calculate_response_time_percentile)
     for key, (requests, failures, times) in after.items():
         old_requests, old_failures, old_times = before.get(key, (0, 0, {}))
@@ -155,9 +145,6 @@ def judge(environment, run, figures) -> dict | None:
     """Judge a run's SLOs (and take its capacity) on its frozen figures, write slo.json and
     capacity.json, and fail a headless run whose objectives failed. Called once, by lab.plugin.runs
     at the end of the run; returns the outcome `GET /lab/run` serves (None without the SLO options)."""
-    from lab.core import slo
-    from lab.core.yamlconf import ConfigError
-
     options = environment.parsed_options
     if options is None or not hasattr(options, "slo_file"):
         return None  # the verdicts part of the plugin is not loaded

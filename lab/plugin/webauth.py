@@ -16,36 +16,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Mapping
+
+from flask import Response, request
+
+from lab.core.webauth import PASSWORD_ENV, USER_ENV, credentials
 
 logger = logging.getLogger(__name__)
 
-USER_ENV = "LOCUST_WEB_USER"
-PASSWORD_ENV = "LOCUST_WEB_PASSWORD"
-DEFAULT_USER = "lab"
 REALM = "Load Lab"
-
-
-def credentials(settings: Mapping[str, str]) -> tuple[str, str] | None:
-    """(user, password) from settings (the environment, or the lab's .env); None when no password is set."""
-    password = settings.get(PASSWORD_ENV) or ""
-    if not password:
-        return None
-    return settings.get(USER_ENV) or DEFAULT_USER, password
-
-
-def client_auth(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
-    """The credentials a client of the master sends: from the environment, else from the lab's .env."""
-    environ = os.environ if environ is None else environ
-    if PASSWORD_ENV in environ:
-        return credentials(environ)
-    from lab.core.config import Lab
-    from lab.core.errors import LabError
-
-    try:
-        return credentials(Lab.from_environment(environ).settings())
-    except LabError:
-        return None  # not in a lab checkout (LOCUST_URL pointing elsewhere): no credentials to send
 
 
 def authorized(authorization, expected: tuple[str, str]) -> bool:
@@ -60,8 +38,6 @@ def authorized(authorization, expected: tuple[str, str]) -> bool:
 
 
 def protect(app, expected: tuple[str, str]) -> None:
-    from flask import Response, request
-
     @app.before_request
     def require_password():
         if authorized(request.authorization, expected):

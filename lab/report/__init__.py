@@ -15,11 +15,13 @@ import os
 import sys
 from pathlib import Path
 
-from lab.core import results
+from lab.core import results, slo, yamlconf
+from lab.core.config import Lab
 from lab.core.errors import LabError
 from lab.core.prometheus import Prometheus, label_value
 from lab.core.runrecord import RunRecord
 from lab.report import analysis
+from lab.report import html as report_html
 
 QUANTILES = (0.5, 0.95, 0.99)
 PERCENTILE_METHOD = (
@@ -83,8 +85,6 @@ def resolve_sources(args) -> None:
     """Fill in what the options and environment left unset from the lab's settings (.env), as `lab run` does."""
     wants_prometheus = hasattr(args, "prometheus")
     if (wants_prometheus and args.prometheus is None) or args.results is None:
-        from lab.core.config import Lab
-
         lab = Lab.from_environment()
         if wants_prometheus:
             args.prometheus = args.prometheus or lab.url("PROMETHEUS_PORT", "9090")
@@ -92,8 +92,7 @@ def resolve_sources(args) -> None:
 
 
 def main(args) -> int:
-    from lab.report import html as report_html
-    from lab.report import plots as report_plots
+    from lab.report import plots as report_plots  # matplotlib takes seconds to import: only when drawing
 
     resolve_sources(args)
     slo_file = args.slo or Path(os.environ.get("LAB_HOME") or ".") / "locust" / "slo.yaml"
@@ -129,8 +128,6 @@ def load_run(results: Path, run_id: str | None) -> RunRecord:
 
 def load_thresholds(path: Path) -> dict:
     """The SLO file's objectives (the capacity criteria) and soak limits, defaults for limits it lacks."""
-    from lab.core import slo, yamlconf
-
     thresholds = {"objectives": [], "soak": dict(SOAK_DEFAULTS), "source": "built-in defaults"}
     if not path.is_file():
         return thresholds

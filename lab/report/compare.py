@@ -9,14 +9,15 @@ import json
 import sys
 from pathlib import Path
 
+from lab import report
+from lab.core import results
 from lab.core.errors import LabError
+from lab.report import analysis
 
 BASELINE_FILE = "baseline.json"
 
 
 def register(subparsers) -> None:
-    from lab.report import add_source_arguments
-
     parser = subparsers.add_parser(
         "compare",
         help="compare two runs (or a run against the saved baseline); exit 1 on a regression",
@@ -53,16 +54,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--json", type=Path, help="where to write the comparison (default results/<RUN_B>/compare.json)"
     )
-    add_source_arguments(parser, prometheus=False)
+    report.add_source_arguments(parser, prometheus=False)
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
-    from lab.report import resolve_sources
-
     if len(args.runs) > 2 or (args.save_baseline and len(args.runs) != 1):
         raise LabError("give RUN_A RUN_B, or one RUN (with --save-baseline to store it as the baseline)")
-    resolve_sources(args)
+    report.resolve_sources(args)
     baseline_path = args.results / BASELINE_FILE
     if args.save_baseline:
         figures = figures_of(args, args.runs[0])
@@ -97,8 +96,6 @@ def main(args) -> int:
 
 def compare(before: dict, after: dict, threshold: float, error_threshold: float, min_latency: float) -> dict:
     """The comparison written as JSON: both run ids, the thresholds, and one row per endpoint and metric."""
-    from lab.report import analysis
-
     rows = analysis.compare_figures(
         before["endpoints"], after["endpoints"], threshold, error_threshold, min_latency
     )
@@ -125,9 +122,6 @@ def compare(before: dict, after: dict, threshold: float, error_threshold: float,
 
 def figures_of(args, run_id: str) -> dict:
     """{"run_id", "endpoints": {"overall": {...}, "GET /items": {...}}} from the run's locust_stats.csv."""
-    from lab import report
-    from lab.core import results
-
     run = report.load_run(args.results, run_id)
     if run.workers_lost:
         print(

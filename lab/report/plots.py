@@ -1,8 +1,15 @@
-"""The report's plots: matplotlib (Agg) figures returned as base64 PNG, ready to embed in HTML."""
+"""The report's plots: matplotlib figures returned as base64 PNG, ready to embed in HTML.
+
+Figures are made with matplotlib's object API (Figure, not pyplot): no global backend or figure
+registry to set up or close, and the PNG is rendered by Agg. matplotlib takes seconds to import, so
+`lab report` imports this module only when it draws (lab --help stays fast)."""
 
 import base64
 import io
 from datetime import UTC, datetime
+
+from matplotlib import dates as mdates
+from matplotlib.figure import Figure
 
 MS = 1000.0
 MIB = 2.0**20
@@ -11,9 +18,6 @@ COLORS = {"p50": "#2b8a3e", "p95": "#e67700", "p99": "#c92a2a", "a": "#1c7ed6", 
 
 def draw(report: dict) -> list[dict]:
     """[{"id", "title", "png"}] for the report: timelines always, capacity and soak when they apply."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     plots = [
         {"id": "client", "title": "Load and client-side results over time", "png": _client(report)},
         {"id": "server", "title": "Server side over the same time axis", "png": _server(report)},
@@ -38,8 +42,6 @@ def _line(ax, points, label, color, scale=1.0, style="-"):
 
 
 def _frame(ax, report, ylabel, has_data):
-    import matplotlib.dates as mdates
-
     run = report["run"]
     start = datetime.fromtimestamp(run["started_at"], UTC)
     end = datetime.fromtimestamp(run["started_at"] + run["duration_seconds"], UTC)
@@ -80,10 +82,9 @@ def _percentiles(ax, quantiles):
 
 
 def _client(report):
-    import matplotlib.pyplot as plt
-
     s = report["series"]
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True)
+    fig = Figure(figsize=(11, 8.5))
+    axes = fig.subplots(3, 1, sharex=True)
     drawn = _line(axes[0], s["users"], "users", COLORS["a"])
     axes[0].set_ylim(bottom=0)
     other, more = _twin(axes[0], s["rps"], "requests/s", COLORS["b"])
@@ -105,10 +106,9 @@ def _client(report):
 
 
 def _server(report):
-    import matplotlib.pyplot as plt
-
     s = report["series"]
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True)
+    fig = Figure(figsize=(11, 8.5))
+    axes = fig.subplots(3, 1, sharex=True)
     drawn = _percentiles(axes[0], s["api_latency"])
     other, more = _twin(axes[0], s["api_rps"], "API requests/s", COLORS["b"])
     _line(other, s["api_5xx_rate"], "API 5xx/s", "black", 1.0, ":")
@@ -134,12 +134,11 @@ def _server(report):
 
 
 def _capacity(report):
-    import matplotlib.pyplot as plt
-
     cap = report["capacity"]
     steps = sorted(cap["steps"], key=lambda s: s["users"])
     users = [s["users"] for s in steps]
-    fig, ax = plt.subplots(figsize=(11, 5))
+    fig = Figure(figsize=(11, 5))
+    ax = fig.subplots()
     ax.plot(users, [s["requests_per_second"] for s in steps], "o-", color=COLORS["b"], label="requests/s")
     ax.set_xlabel("users")
     ax.set_ylabel("requests/s", color=COLORS["b"])
@@ -174,8 +173,6 @@ def _capacity(report):
 
 
 def _soak(report):
-    import matplotlib.pyplot as plt
-
     soak, s = report["soak"], report["series"]
     window = soak["window"]
     panels = (
@@ -184,7 +181,8 @@ def _soak(report):
         ("API RSS (MiB)", s["api_rss"], 1 / MIB),
         ("Locust master RSS (MiB)", s["locust_rss"], 1 / MIB),
     )
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    fig = Figure(figsize=(11, 7))
+    axes = fig.subplots(2, 2, sharex=True)
     for ax, (label, points, scale), check in zip(axes.flat, panels, soak["checks"], strict=True):
         drawn = _line(ax, points, label, COLORS["a"], scale)
         if window:
@@ -211,10 +209,7 @@ def _soak(report):
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")

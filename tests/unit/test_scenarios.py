@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from lab.cli import main
+from lab.core import scenarios
 from lab.core.yamlconf import ConfigError
-from lab.plugin import scenarios
 
 SHIPPED = Path(__file__).resolve().parents[2] / "locust" / "scenarios.yaml"
 

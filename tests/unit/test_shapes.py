@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.core import plans
-from lab.plugin import scenarios
+from lab.core import plans, scenarios
 
 SHIPPED = Path(__file__).resolve().parents[2] / "locust" / "scenarios.yaml"
 

@@ -5,21 +5,23 @@ from pathlib import Path
 import pytest
 from werkzeug.datastructures import Authorization
 
+from lab.cli.run import client_auth
 from lab.cli.stack import _warn_if_exposed
 from lab.core.config import Lab
-from lab.plugin import webauth
+from lab.core.webauth import credentials
+from lab.plugin.webauth import authorized
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def test_no_password_means_no_protection():
-    assert webauth.credentials({}) is None
-    assert webauth.credentials({"LOCUST_WEB_USER": "x", "LOCUST_WEB_PASSWORD": ""}) is None
+    assert credentials({}) is None
+    assert credentials({"LOCUST_WEB_USER": "x", "LOCUST_WEB_PASSWORD": ""}) is None
 
 
 def test_the_user_defaults_to_lab():
-    assert webauth.credentials({"LOCUST_WEB_PASSWORD": "p"}) == ("lab", "p")
-    assert webauth.credentials({"LOCUST_WEB_USER": "ann", "LOCUST_WEB_PASSWORD": "p"}) == ("ann", "p")
+    assert credentials({"LOCUST_WEB_PASSWORD": "p"}) == ("lab", "p")
+    assert credentials({"LOCUST_WEB_USER": "ann", "LOCUST_WEB_PASSWORD": "p"}) == ("ann", "p")
 
 
 @pytest.mark.parametrize(
@@ -35,7 +37,7 @@ def test_the_user_defaults_to_lab():
     ],
 )
 def test_only_basic_auth_with_both_parts_right_is_authorized(header, ok):
-    assert webauth.authorized(header, ("lab", "s3cret")) is ok
+    assert authorized(header, ("lab", "s3cret")) is ok
 
 
 def lab_env(tmp_path, text: str, **environ) -> dict:
@@ -45,17 +47,17 @@ def lab_env(tmp_path, text: str, **environ) -> dict:
 
 def test_clients_take_the_password_from_the_environment_first(tmp_path):
     environ = lab_env(tmp_path, "LOCUST_WEB_PASSWORD=from-file\n", LOCUST_WEB_PASSWORD="from-env")
-    assert webauth.client_auth(environ) == ("lab", "from-env")
+    assert client_auth(environ) == ("lab", "from-env")
 
 
 def test_clients_take_the_password_from_the_labs_env_file(tmp_path):
     environ = lab_env(tmp_path, "LOCUST_WEB_USER=ops\nLOCUST_WEB_PASSWORD=from-file\n")
-    assert webauth.client_auth(environ) == ("ops", "from-file")
-    assert webauth.client_auth(lab_env(tmp_path, "LOCUST_WEB_PASSWORD=\n")) is None
+    assert client_auth(environ) == ("ops", "from-file")
+    assert client_auth(lab_env(tmp_path, "LOCUST_WEB_PASSWORD=\n")) is None
 
 
 def test_outside_a_lab_checkout_clients_send_nothing(tmp_path):
-    assert webauth.client_auth({"LAB_HOME": str(tmp_path)}) is None
+    assert client_auth({"LAB_HOME": str(tmp_path)}) is None
 
 
 def warnings(tmp_path, capsys, text: str) -> str:
