@@ -1,4 +1,4 @@
-"""User classes for the demo API, and the lab's load shapes (for the class picker and `lab run`).
+"""User classes for the demo API (the lab's plugin adds the scenarios' load shapes for the class picker and `lab run`).
 
 The mix by users is 6:3:1: catalog readers, account users who log in, shoppers who place orders,
 which gives roughly 60% reads, 30% auth and 10% writes. Requests to URLs with ids are grouped under
@@ -14,8 +14,6 @@ import os
 import random
 
 from locust import FastHttpUser, between, tag, task
-
-from lab.shapes import Baseline, Capacity, Mixed, Soak, Spike, Stress  # noqa: F401 - the class picker lists them
 
 SEED_ITEMS = int(os.environ.get("SEED_ITEMS", "10000"))
 SEED_USERS = int(os.environ.get("SEED_USERS", "200"))

@@ -1,3 +1,7 @@
 """Locust loads this file with -f next to the locustfile: it plugs Load Lab into Locust."""
 
-import lab.plugin  # noqa: F401
+from locust import events
+
+from lab.plugin import register
+
+register(events)

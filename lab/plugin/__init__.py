@@ -1,12 +1,12 @@
-"""The Locust plugin: Locust imports this (via compose/locust/lab_plugin.py) in the master and the workers.
+"""The Locust plugin: Locust loads compose/locust/lab_plugin.py (`-f LOCUSTFILE,lab_plugin.py`) in the
+master and the workers, which calls `register(events)`.
 
 Each module registers its own event listeners; the order matters where listeners of one event build
-on each other (the run exists before the exporter, scenarios and verdicts use it).
+on each other (the run exists before the exporter, scenarios and verdicts use it). Importing this
+package or one of its modules registers nothing: a test or a locustfile can use one module alone.
 """
 
 import importlib
-
-from locust import events
 
 PLUGIN_MODULES = (
     "lab.plugin.runs",
@@ -19,13 +19,11 @@ PLUGIN_MODULES = (
 )
 
 
-def _register_all() -> None:
-    # Locust may load the plugin file and a locustfile that imports it too: register once a process.
+def register(events) -> None:
+    """Add every module's listeners to Locust's `events`, once a process (Locust may load the plugin
+    file and a locustfile that registers it too)."""
     if getattr(events, "_lab_registered", False):
         return
     for name in PLUGIN_MODULES:
         importlib.import_module(name).register(events)
     events._lab_registered = True
-
-
-_register_all()

@@ -3,16 +3,15 @@ adapt the tasks, and point the lab at your system:
 
     TARGET_HOST=https://staging.example.com LOCUSTFILE=my_api.py lab up
 
-The lab's scenarios (lab run baseline|stress|spike|soak|capacity) work unchanged because the shapes
-are imported below; set objectives for your endpoints in locust/slo.yaml (objectives that match no
+The lab's scenarios (lab run baseline|stress|spike|soak|capacity) work unchanged: the lab's plugin
+offers their shapes itself (a LoadTestShape of your own runs unless --scenario names one of the
+lab's); set objectives for your endpoints in locust/slo.yaml (objectives that match no
 request report "no data" and do not fail a run).
 """
 
 import random
 
 from locust import FastHttpUser, between, tag, task
-
-from lab.shapes import Baseline, Capacity, Soak, Spike, Stress  # noqa: F401 - offered by the class picker
 
 
 class Visitor(FastHttpUser):

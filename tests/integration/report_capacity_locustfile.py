@@ -1,5 +1,3 @@
 """The report test's users under the lab's capacity search shape (run headless with --scenario capacity)."""
 
 from report_locustfile import Visitor  # noqa: F401 - the users
-
-from lab.plugin.shapes import Capacity  # noqa: F401 - the shape `--scenario capacity` selects

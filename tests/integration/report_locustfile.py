@@ -5,9 +5,11 @@ Loads the whole Load Lab plugin, as the lab's master does.
 
 import random
 
-from locust import HttpUser, constant, task
+from locust import HttpUser, constant, events, task
 
-import lab.plugin  # noqa: F401
+import lab.plugin
+
+lab.plugin.register(events)
 
 
 class Visitor(HttpUser):

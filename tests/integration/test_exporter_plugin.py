@@ -13,14 +13,14 @@ REPO = Path(__file__).resolve().parent.parent.parent
 PROBE = """
 import json, runpy
 from locust import events
-import lab.plugin
 
 def counts():
     return {name: len(getattr(events, name)._handlers) for name in ("init", "init_command_line_parser", "test_start", "test_stop", "reset_stats", "worker_report", "quitting")}
 
-first = counts()
 runpy.run_path("compose/locust/lab_plugin.py")  # what Locust's -f loads
-runpy.run_path("lab/plugin/__init__.py", run_name="plugin")  # the plugin module loaded a second time, under another name
+first = counts()
+runpy.run_path("compose/locust/lab_plugin.py")  # loaded again (e.g. named twice in -f)
+runpy.run_path("lab/plugin/__init__.py", run_name="plugin")["register"](events)  # the package under another name
 print(json.dumps([first, counts()]))
 """
 
