@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from grafanalib._gen import DashboardEncoder
+
 from lab.core.errors import LabError
 from lab.core.slo import load_thresholds
 from lab.core.yamlconf import ConfigError
@@ -99,8 +101,6 @@ def slo_limits(slo_file: Path = DEFAULT_SLO) -> Limits:
 
 def render(build: Callable, slo_file: Path = DEFAULT_SLO) -> dict:
     """The dashboard as Grafana's JSON model (plain dicts and lists), in the current schema."""
-    from grafanalib._gen import DashboardEncoder
-
     model = build(slo_limits(slo_file)).to_json_data()
     return current_schema(json.loads(json.dumps(model, cls=DashboardEncoder)))
 

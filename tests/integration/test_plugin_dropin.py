@@ -30,25 +30,22 @@ class Reader(HttpUser):
     def page(self):
         self.client.get("/page")
 """
-# The README's advice (import the lab's shapes) next to a shape of its own: 2 users for 4 s.
-OWN_SHAPE = """
-from locust import HttpUser, LoadTestShape, constant, task
+# The old README's advice (import the lab's shapes, above the user's classes) and a shape of its own:
+# 2 users for 4 s.
+OWN_SHAPE = (
+    """
+from locust import LoadTestShape
 
 from lab.shapes import Baseline, Capacity  # noqa: F401
-
-
-class Reader(HttpUser):
-    wait_time = constant(0.05)
-
-    @task
-    def page(self):
-        self.client.get("/page")
-
+"""
+    + PLAIN
+    + """
 
 class Steady(LoadTestShape):
     def tick(self):
         return (2, 2) if self.get_run_time() < 4 else None
 """
+)
 
 
 @pytest.fixture
