@@ -1,3 +1,5 @@
-"""The lab's load shapes, where users' locustfiles import them from (`from lab.shapes import Baseline`)."""
+"""The lab's load shapes for locustfiles that import them (`from lab.shapes import Baseline`): for a
+subclass, or from locustfiles written before the plugin offered the shapes itself (lab.plugin.scenarios).
+Imported, they do not shadow a locustfile's own shape (they are abstract to Locust's loader)."""
 
 from lab.plugin.shapes import SHAPES, Baseline, Capacity, Mixed, Soak, Spike, Stress  # noqa: F401
