@@ -5,13 +5,12 @@ import time
 from lab.core import results
 from lab.core.errors import LabError
 from lab.core.runrecord import FILE, RunRecord
+from lab.report import add_source_arguments, resolve_sources
 
 COLUMNS = ("run id", "scenario", "start (UTC)", "duration", "requests", "p95", "verdict", "capacity")
 
 
 def register(subparsers) -> None:
-    from lab.report import add_source_arguments
-
     parser = subparsers.add_parser(
         "runs",
         help="list the runs in the results folder, newest first",
@@ -22,8 +21,6 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
-    from lab.report import resolve_sources
-
     resolve_sources(args)
     records = [RunRecord.read(path.parent) for path in args.results.glob(f"*/{FILE}")]
     if not records:

@@ -31,9 +31,9 @@ def test_every_import_keeps_to_its_side():
 def test_an_import_of_locust_in_lab_core_breaks_the_contract(tmp_path):
     shutil.copytree(ROOT / "lab", tmp_path / "lab")
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    units = tmp_path / "lab" / "core" / "units.py"
-    units.write_text("import locust  # noqa: F401\n" + units.read_text())
+    yamlconf = tmp_path / "lab" / "core" / "yamlconf.py"
+    yamlconf.write_text("import locust  # noqa: F401\n" + yamlconf.read_text())
     result = lint_imports(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "lab.core is shared and pure" in result.stdout and "BROKEN" in result.stdout
-    assert "lab.core.units -> locust" in result.stdout
+    assert "lab.core.yamlconf -> locust" in result.stdout
