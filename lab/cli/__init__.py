@@ -45,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A path or the machine refused (permissions, a full disk, a missing folder) somewhere no
+        # LabError names it yet: still one line with the path and the cause, not a traceback.
+        from lab.core.files import fix_for
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lab: error: {where}{exc.strerror or exc}: {fix_for(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("lab: interrupted", file=sys.stderr)
         return 130

@@ -50,19 +50,24 @@ def up_command(args) -> int:
     preflight.compose_v2()
     if lab.ensure_env_file():
         print(f"wrote {lab.env_file} with generated secrets (keep it private; it is git-ignored)")
-    if lab.offline:
-        _require_offline_images(lab, client)
+    lab = choose_images(lab, client)
+    images = preflight.stack_images(lab.compose_command())
+    preflight.require_images(client, images, lab.compose_command, lab.offline, build=args.build)
     preflight.ports_free(lab, client)
     _warn_if_exposed(lab)
     _expose_master(lab)
-    lab.results_dir().mkdir(parents=True, exist_ok=True)
+    results = lab.results_dir()
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LabError(
+            f"cannot create the results folder {results} ({exc.strerror}): set LAB_RESULTS_DIR in {lab.env_file}"
+        ) from None
 
     was_running = bool(_containers(lab, client))
     command = lab.compose_command(
         "up", "--detach", "--wait", "--wait-timeout", str(WAIT_SECONDS), "--remove-orphans"
     )
-    if args.build:
-        command.append("--build")
     if args.workers:
         command += ["--scale", f"locust-worker={args.workers}"]
     if subprocess.run(command).returncode != 0:
@@ -141,18 +146,36 @@ def _health(container) -> str:
     return state.get("Health", {}).get("Status") or state["Status"]
 
 
-def _require_offline_images(lab: Lab, client) -> None:
-    from docker.errors import ImageNotFound
+def choose_images(lab: Lab, client) -> Lab:
+    """Remember the offline choice in .env, or make it when only the offline images can run here.
 
-    offline = parse_env_file(lab.home / "compose/offline/offline.env")
-    for key, image in offline.items():
-        if key.endswith("_IMAGE"):
-            try:
-                client.images.get(image)
-            except ImageNotFound:
-                raise LabError(
-                    f"offline image {image} is missing: build the offline images with `make images-offline`"
-                ) from None
+    Returns the Lab to use (LAB_OFFLINE set in this process when the choice was made here).
+    """
+    settings = lab.settings()
+    if lab.offline:
+        if parse_env_file(lab.env_file).get("LAB_OFFLINE") != "1":
+            lab.remember("LAB_OFFLINE", "1")
+            print(
+                f"remembered LAB_OFFLINE=1 in {lab.env_file}: later `lab up` runs use the offline images too "
+                "(set LAB_OFFLINE=0 there to go back)"
+            )
+        return lab
+    if "LAB_OFFLINE" in settings:
+        return lab  # the user chose the online images
+    online = preflight.stack_images(lab.compose_command())
+    if not preflight.unobtainable(client, online):
+        return lab
+    offline_lab = Lab.from_environment({**os.environ, "LAB_OFFLINE": "1"})
+    offline = preflight.stack_images(offline_lab.compose_command())
+    if preflight.unobtainable(client, offline) or any(e["state"] != "present" for e in offline.values()):
+        return lab  # neither stack can start as is: require_images names the image and the fix
+    os.environ["LAB_OFFLINE"] = "1"
+    lab.remember("LAB_OFFLINE", "1")
+    print(
+        f"using the offline images: the online ones are not here and cannot be pulled; remembered "
+        f"LAB_OFFLINE=1 in {lab.env_file} (set LAB_OFFLINE=0 there to choose the online images)"
+    )
+    return Lab.from_environment()
 
 
 def _warn_if_exposed(lab: Lab) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lab.core.errors import LabError
+from lab.core.files import write_atomic
 from lab.core.slo import load_thresholds
 from lab.core.yamlconf import ConfigError
 from lab.dashboards import alerts
@@ -173,11 +174,10 @@ def panel_queries(
 
 
 def write(out: Path, rules_out: Path = DEFAULT_RULES, slo_file: Path = DEFAULT_SLO) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = {out / name: text for name, text in render_all(slo_file).items()}
-    files[rules_out / alerts.FILE] = render_rules(slo_file)
-    for path, text in files.items():
-        path.write_text(text)
+    files = {out / name: (text, "pass --out DIR") for name, text in render_all(slo_file).items()}
+    files[rules_out / alerts.FILE] = (render_rules(slo_file), "pass --rules DIR")
+    for path, (text, fix) in files.items():
+        write_atomic(path, text, fix=fix)
     return list(files)
 
 

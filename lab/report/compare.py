@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from lab.core.errors import LabError
+from lab.core.files import write_atomic
 
 BASELINE_FILE = "baseline.json"
 
@@ -66,7 +67,7 @@ def main(args) -> int:
     baseline_path = args.results / BASELINE_FILE
     if args.save_baseline:
         figures = figures_of(args, args.runs[0])
-        baseline_path.write_text(json.dumps(figures, indent=2) + "\n")
+        write_atomic(baseline_path, json.dumps(figures, indent=2) + "\n", fix="pass --results DIR")
         print(f"saved {args.runs[0]} as the baseline in {baseline_path}")
         return 0
     if len(args.runs) == 2:
@@ -85,7 +86,7 @@ def main(args) -> int:
     )
     print(format_table(comparison["rows"]))
     out = args.json or args.results / after["run_id"] / "compare.json"
-    out.write_text(json.dumps(comparison, indent=2) + "\n")
+    write_atomic(out, json.dumps(comparison, indent=2) + "\n", fix="pass --json FILE")
     regressions = [r for r in comparison["rows"] if r["regression"]]
     if regressions:
         names = ", ".join(f"{r['endpoint']} {r['metric']}" for r in regressions)
