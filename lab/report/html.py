@@ -34,7 +34,13 @@ def render(report: dict, plots: list[dict]) -> str:
         f'<p class="meta">Run <code>{escape(run["run_id"])}</code> against <code>{escape(run["host"])}</code>, '
         f"{_utc(run['started_at'])} to {_utc(run['started_at'] + run['duration_seconds'])} UTC "
         f"({_duration(run['duration_seconds'])})"
-        + ("" if run["ended_at"] is not None else ", <b>still running when reported</b>")
+        + (
+            ""
+            if run["ended_at"] is not None
+            else ", <b>ended without a stop (or still going): partial figures, as of its last checkpoint</b>"
+            if run.get("partial")
+            else ", <b>still running when reported</b>"
+        )
         + (
             f", <b>{len(run['workers_lost'])} worker(s) lost: the run sent less load than asked</b>"
             if run["workers_lost"]
