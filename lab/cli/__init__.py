@@ -23,10 +23,15 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, like the lab's own (the usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lab", description="Load Lab: a Docker Compose lab for load testing."
-    )
+    parser = Parser(prog="lab", description="Load Lab: a Docker Compose lab for load testing.")
     parser.add_argument("--version", action="version", version=f"lab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

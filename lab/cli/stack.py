@@ -8,6 +8,7 @@ import sys
 from lab.cli import preflight
 from lab.core.config import Lab, parse_env_file
 from lab.core.errors import LabError
+from lab.core.files import check_writable
 
 WAIT_SECONDS = 300
 
@@ -50,20 +51,14 @@ def up_command(args) -> int:
     preflight.compose_v2()
     if lab.ensure_env_file():
         print(f"wrote {lab.env_file} with generated secrets (keep it private; it is git-ignored)")
+    # The master writes every run there: a folder it cannot write would lose the runs' results.
+    check_writable(lab.results_dir(), fix=f"set LAB_RESULTS_DIR in {lab.env_file}")
+    preflight.ports_free(lab, client)
     lab = choose_images(lab, client)
     images = preflight.stack_images(lab.compose_command())
     preflight.require_images(client, images, lab.compose_command, lab.offline, build=args.build)
-    preflight.ports_free(lab, client)
     _warn_if_exposed(lab)
     _expose_master(lab)
-    results = lab.results_dir()
-    try:
-        results.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LabError(
-            f"cannot create the results folder {results} ({exc.strerror}): set LAB_RESULTS_DIR in {lab.env_file}"
-        ) from None
-
     was_running = bool(_containers(lab, client))
     command = lab.compose_command(
         "up", "--detach", "--wait", "--wait-timeout", str(WAIT_SECONDS), "--remove-orphans"
@@ -222,9 +217,10 @@ def _prometheus_targets(lab: Lab) -> list | None:
     try:
         response = requests.get(lab.url("PROMETHEUS_PORT", "9090") + "/api/v1/targets", timeout=5)
         response.raise_for_status()
-    except requests.RequestException:
-        return None
-    return sorted(response.json()["data"]["activeTargets"], key=lambda t: t["labels"]["job"])
+        targets = response.json()["data"]["activeTargets"]
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None  # down, or not Prometheus: said as "not reachable"
+    return sorted(targets, key=lambda t: t["labels"]["job"])
 
 
 def _print_urls(lab: Lab) -> None:

@@ -53,3 +53,17 @@ def fix_for(exc: OSError, fix: str = "") -> str:
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return f"create the folder first{other}"
     return fix or "check the path, its permissions and free space"
+
+
+def check_writable(folder: Path, fix: str = "") -> None:
+    """Fail now, in one line, when `folder` cannot take a file (missing and not creatable, read-only,
+    not ours, full), rather than after the work whose results would go there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:  # unnamed: nothing is left behind
+            probe.write(b"\n")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise LabError(f"cannot write into {folder} ({exc.strerror or exc}): {fix_for(exc, fix)}") from None

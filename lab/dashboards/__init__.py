@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lab.core.errors import LabError
-from lab.core.files import write_atomic
+from lab.core.files import check_writable, write_atomic
 from lab.core.slo import load_thresholds
 from lab.core.yamlconf import ConfigError
 from lab.dashboards import alerts
@@ -209,12 +209,14 @@ def run(args) -> int:
     for folder, option in ((args.out.parent, "--out DIR"), (args.rules, "--rules DIR")):
         if not folder.is_dir():
             raise LabError(
-                f"{folder} does not exist: run `lab dashboards` from the Load Lab checkout or pass {option}"
+                f"{folder} is not a folder: run `lab dashboards` from the Load Lab checkout or pass {option}"
             )
     if not args.slo_file.is_file():
         raise LabError(
             f"{args.slo_file} does not exist: run `lab dashboards` from the Load Lab checkout or pass --slo-file FILE"
         )
+    check_writable(args.out, fix="pass --out DIR")
+    check_writable(args.rules, fix="pass --rules DIR")
     for path in write(args.out, args.rules, args.slo_file):
         print(path)
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lab.core import results
 from lab.core.errors import LabError
-from lab.core.files import write_atomic
+from lab.core.files import check_writable, write_atomic
 from lab.core.prometheus import Prometheus, label_value
 from lab.core.runrecord import RunRecord
 from lab.report import analysis
@@ -100,6 +100,10 @@ def main(args) -> int:
     resolve_sources(args)
     slo_file = args.slo or Path(os.environ.get("LAB_HOME") or ".") / "locust" / "slo.yaml"
     run = load_run(args.results, args.run_id)
+    if args.slo is not None and not args.slo.is_file():
+        raise LabError(f"no SLO file {args.slo}: give an existing file with --slo (or LAB_SLO_FILE)")
+    thresholds = load_thresholds(slo_file)
+    check_writable(run.folder, fix="pass --results DIR with a copy of the run's folder")
     try:
         data = fetch(Prometheus(args.prometheus), run)
     except LabError as exc:
@@ -108,7 +112,7 @@ def main(args) -> int:
         missing = str(exc)
     else:
         missing = None
-    report = build(run, data, results.verdict_files(run.folder), load_thresholds(slo_file), missing)
+    report = build(run, data, results.verdict_files(run.folder), thresholds, missing)
     html = report_html.render(report, report_plots.draw(report))
     write_atomic(run.folder / "report.html", html, fix="pass --results DIR")
     write_atomic(run.folder / "report.json", json.dumps(strip_series(report), indent=2) + "\n")

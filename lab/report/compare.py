@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from lab.core.errors import LabError
-from lab.core.files import write_atomic
+from lab.core.files import check_writable, write_atomic
 
 BASELINE_FILE = "baseline.json"
 
@@ -65,6 +65,16 @@ def main(args) -> int:
         raise LabError("give RUN_A RUN_B, or one RUN (with --save-baseline to store it as the baseline)")
     resolve_sources(args)
     baseline_path = args.results / BASELINE_FILE
+    # Where the result goes must take it before Prometheus is asked (an unknown run is named later).
+    out_folder = (
+        args.results
+        if args.save_baseline
+        else args.json.parent
+        if args.json
+        else args.results / args.runs[-1]
+    )
+    if args.json or out_folder.is_dir():
+        check_writable(out_folder, fix="pass --json FILE" if args.json else "pass --results DIR")
     if args.save_baseline:
         figures = figures_of(args, args.runs[0])
         write_atomic(baseline_path, json.dumps(figures, indent=2) + "\n", fix="pass --results DIR")
