@@ -11,9 +11,10 @@ runs in new folders, so a crashed run's folder stays as it was.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
+
+from lab.plugin.trim import seconds_or_off
 
 logger = logging.getLogger(__name__)
 
@@ -22,17 +23,8 @@ MIN_CHECKPOINT_SECONDS = 10  # the CSVs and the HTML report cost the master a mo
 POLL_SECONDS = 1.0
 
 
-def checkpoint_seconds(text: str) -> int:
-    """The --lab-checkpoint-seconds value: 0 (off) or at least MIN_CHECKPOINT_SECONDS."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value != 0 and value < MIN_CHECKPOINT_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not 0 (off) or a whole number of seconds >= {MIN_CHECKPOINT_SECONDS}"
-        )
-    return value
+# The --lab-checkpoint-seconds value: 0 (off) or at least MIN_CHECKPOINT_SECONDS.
+checkpoint_seconds = seconds_or_off(MIN_CHECKPOINT_SECONDS)
 
 
 def add_arguments(parser) -> None:

@@ -21,21 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_lab_cli import engine_reachable
+
 ROOT = Path(__file__).resolve().parents[2]
 LAB = Path(sys.executable).parent / "lab"
 RUN_ID = "20260101T000000Z-baseline"
 RECORD = {"run_id": RUN_ID, "scenario": "baseline", "host": "http://api:8000", "start": 1767225600.0,
           "end": 1767225660.0, "partial": False}  # fmt: skip
-
-
-def engine_reachable() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-        return True
-    except Exception:
-        return False
 
 
 def free_port() -> int:
