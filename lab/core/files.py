@@ -50,8 +50,10 @@ def fix_for(exc: OSError, fix: str = "") -> str:
         return f"free some space on that disk{other}"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"make the folder writable for this user{other}"
-    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+    if exc.errno == errno.ENOENT:
         return f"create the folder first{other}"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"a file stands where a folder should be: move it{other}"
     return fix or "check the path, its permissions and free space"
 
 

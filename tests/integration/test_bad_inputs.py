@@ -330,19 +330,3 @@ def test_a_full_disk_leaves_the_old_file_whole(places):
         write_atomic(run_json, "x" * 200_000)
     assert run_json.read_bytes() == old
     assert not list(run_json.parent.glob(".*.tmp"))
-
-
-def test_the_writer_never_leaves_a_temporary_file_beside_a_good_write(tmp_path):
-    from lab.core.files import write_atomic
-
-    target = tmp_path / "out" / "a.json"
-    write_atomic(target, "{}\n")
-    write_atomic(target, '{"a": 1}\n')
-    assert target.read_text() == '{"a": 1}\n' and os.listdir(target.parent) == ["a.json"]
-    assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
