@@ -89,6 +89,7 @@ def places(tmp_path_factory):
     (tmp / "afile").write_text("not a folder\n")
     (tmp / "bad.env").write_text("LAB_BIND 127.0.0.1\n")
     (tmp / "good.env").write_text("LAB_BIND=127.0.0.1\n")
+    (tmp / "rules").mkdir()
     values = {"tmp": str(tmp), "results": str(tmp / "results"), "file": str(tmp / "afile")}
     servers = []
     for name, handler in (("garbage500", Garbage), ("html", Html)):
@@ -144,19 +145,28 @@ READ_ONLY = "Read-only file system"
 PROM_DOWN = "Prometheus is unreachable at {down}"
 NOT_JSON = "without JSON: is --prometheus pointing at Prometheus?"
 RUN = ["{run}"]
+# `lab dashboards` also writes the SLO alert rules: into a scratch folder, from the lab's SLO file.
+RULES = ["--rules", "{tmp}/rules"]
+SLO_FILE = ["--slo-file", str(ROOT / "locust" / "slo.yaml")]
 # Published ports that nothing holds, so that `lab up` gets past them to the bad input.
 UP_PORTS = {"GRAFANA_PORT": "{port1}", "LOCUST_WEB_PORT": "{port2}", "PROMETHEUS_PORT": "{port3}"}
 
 CASES = [
     # lab dashboards --out
-    Case("dashboards-out-missing", ["dashboards", "--out", "/proc/nope/dashboards"],
+    Case("dashboards-out-missing", ["dashboards", "--out", "/proc/nope/dashboards", *RULES, *SLO_FILE],
          ["/proc/nope is not a folder", "pass --out DIR"]),
-    Case("dashboards-out-under-a-file", ["dashboards", "--out", "{file}/dashboards"],
+    Case("dashboards-out-under-a-file", ["dashboards", "--out", "{file}/dashboards", *RULES, *SLO_FILE],
          ["{file} is not a folder", "pass --out DIR"]),
-    Case("dashboards-out-under-proc", ["dashboards", "--out", "/proc/self/nope"],
+    Case("dashboards-out-under-proc", ["dashboards", "--out", "/proc/self/nope", *RULES, *SLO_FILE],
          ["cannot write into /proc/self/nope", "pass --out DIR"]),
-    Case("dashboards-out-read-only", ["dashboards", "--out", "{ro}/dashboards"], [READ_ONLY, "pass --out DIR"]),
-    Case("dashboards-out-full", ["dashboards", "--out", "{full}/dashboards"], [NO_SPACE, "free some space"]),
+    Case("dashboards-out-read-only", ["dashboards", "--out", "{ro}/dashboards", *RULES, *SLO_FILE], [READ_ONLY, "pass --out DIR"]),
+    Case("dashboards-out-full", ["dashboards", "--out", "{full}/dashboards", *RULES, *SLO_FILE], [NO_SPACE, "free some space"]),
+    Case("dashboards-rules-missing", ["dashboards", "--out", "{tmp}/dash", "--rules", "/nonexistent/rules", *SLO_FILE],
+         ["/nonexistent/rules is not a folder", "pass --rules DIR"]),
+    Case("dashboards-rules-read-only", ["dashboards", "--out", "{tmp}/dash", "--rules", "{ro}", *SLO_FILE],
+         [f"cannot write into {{ro}} ({READ_ONLY})", "pass --rules DIR"]),
+    Case("dashboards-slo-file-missing", ["dashboards", "--out", "{tmp}/dash", *RULES, "--slo-file", "/nonexistent/slo.yaml"],
+         ["/nonexistent/slo.yaml does not exist", "pass --slo-file FILE"]),
     # lab report [RUN_ID] --results --prometheus --slo
     Case("report-unknown-run", ["report", "20000101T000000Z-nope", "--results", "{results}"],
          ["unknown run id '20000101T000000Z-nope'"]),
