@@ -108,11 +108,12 @@ def main(args) -> int:
         data = fetch(Prometheus(args.prometheus), run)
     except LabError as exc:
         data = None
-        print(f"lab: warning: {exc}; writing the report without time series", file=sys.stderr)
         missing = str(exc)
     else:
         missing = None
     report = build(run, data, results.verdict_files(run.folder), thresholds, missing)
+    if missing:  # after the run's own files were read: an error there is the one line, not this
+        print(f"lab: warning: {missing}; writing the report without time series", file=sys.stderr)
     html = report_html.render(report, report_plots.draw(report))
     write_atomic(run.folder / "report.html", html, fix="pass --results DIR")
     write_atomic(run.folder / "report.json", json.dumps(strip_series(report), indent=2) + "\n")

@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_lab_cli import engine_reachable
+from tests.unit.test_report import FAILURES_CSV, STATS_CSV
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = Path(sys.executable).parent / "lab"
 RUN_ID = "20260101T000000Z-baseline"
+BARE_RUN_ID = "20260101T000100Z-baseline"  # run.json only: its master died before any checkpoint
 RECORD = {"run_id": RUN_ID, "scenario": "baseline", "host": "http://api:8000", "start": 1767225600.0,
           "end": 1767225660.0, "partial": False}  # fmt: skip
 
@@ -75,10 +77,13 @@ def mount_tmpfs(path: Path, options: str) -> bool:
     )
 
 
-def write_run(results: Path) -> None:
-    folder = results / RUN_ID
+def write_run(results: Path, run_id: str = RUN_ID, csvs: bool = True) -> None:
+    folder = results / run_id
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps(RECORD))
+    (folder / "run.json").write_text(json.dumps({**RECORD, "run_id": run_id}))
+    if csvs:  # as the master writes them at the run's end
+        (folder / "locust_stats.csv").write_text(STATS_CSV)
+        (folder / "locust_failures.csv").write_text(FAILURES_CSV)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +91,9 @@ def places(tmp_path_factory):
     """The paths and servers the cases name, as {placeholder: value}."""
     tmp = tmp_path_factory.mktemp("bad-inputs")
     write_run(tmp / "results")
+    write_run(tmp / "results", BARE_RUN_ID, csvs=False)
+    (tmp / "garbled" / RUN_ID).mkdir(parents=True)
+    (tmp / "garbled" / RUN_ID / "run.json").write_text("<html>not a run record</html>\n")
     (tmp / "afile").write_text("not a folder\n")
     (tmp / "bad.env").write_text("LAB_BIND 127.0.0.1\n")
     (tmp / "good.env").write_text("LAB_BIND=127.0.0.1\n")
@@ -170,45 +178,35 @@ CASES = [
     # lab report [RUN_ID] --results --prometheus --slo
     Case("report-unknown-run", ["report", "20000101T000000Z-nope", "--results", "{results}"],
          ["unknown run id '20000101T000000Z-nope'"]),
-    Case("report-results-missing", ["report", "--results", "/nonexistent/results", "--prometheus", "{down}"],
+    Case("report-results-missing", ["report", "--results", "/nonexistent/results"],
          ["no runs in /nonexistent/results/", "--results DIR"]),
-    Case("report-results-is-a-file", ["report", "--results", "{file}", "--prometheus", "{down}"],
+    Case("report-results-is-a-file", ["report", "--results", "{file}"],
          ["no runs in {file}/"]),
-    Case("report-results-read-only", ["report", *RUN, "--results", "{ro}", "--prometheus", "{down}"],
+    Case("report-results-read-only", ["report", *RUN, "--results", "{ro}"],
          [f"cannot write into {{ro}}/{RUN_ID} ({READ_ONLY})"]),
-    Case("report-results-full", ["report", *RUN, "--results", "{full}", "--prometheus", "{down}"],
+    Case("report-results-full", ["report", *RUN, "--results", "{full}"],
          [f"cannot write into {{full}}/{RUN_ID} ({NO_SPACE})"]),
     Case("report-slo-missing", ["report", *RUN, "--results", "{results}", "--slo", "/nonexistent/slo.yaml"],
          ["no SLO file /nonexistent/slo.yaml"]),
     Case("report-slo-is-a-folder", ["report", *RUN, "--results", "{results}", "--slo", "{tmp}"],
          ["no SLO file {tmp}"]),
-    Case("report-prometheus-down", ["report", *RUN, "--results", "{results}", "--prometheus", "{down}"],
-         [PROM_DOWN]),
-    Case("report-prometheus-500", ["report", *RUN, "--results", "{results}", "--prometheus", "{garbage500}"],
-         ["answered HTTP 500", NOT_JSON]),
-    Case("report-prometheus-html", ["report", *RUN, "--results", "{results}", "--prometheus", "{html}"],
-         ["answered HTTP 200", NOT_JSON]),
-    # lab compare RUN [RUN] --results --prometheus --json --save-baseline
-    Case("compare-unknown-runs", ["compare", "20000101T000000Z-a", "20000101T000000Z-b", "--results", "{results}",
-         "--prometheus", "{down}"], ["unknown run id '20000101T000000Z-a'"]),
-    Case("compare-results-missing", ["compare", *RUN, *RUN, "--results", "/nonexistent/results",
-         "--prometheus", "{down}"], ["unknown run id", "/nonexistent/results"]),
-    Case("compare-json-missing", ["compare", *RUN, *RUN, "--results", "{results}", "--json", "/proc/nope/c.json",
-         "--prometheus", "{down}"], ["cannot write into /proc/nope", "pass --json FILE"]),
-    Case("compare-json-read-only", ["compare", *RUN, *RUN, "--results", "{results}", "--json", "{ro}/c.json",
-         "--prometheus", "{down}"], [READ_ONLY, "pass --json FILE"]),
-    Case("compare-results-full", ["compare", *RUN, *RUN, "--results", "{full}", "--prometheus", "{down}"],
+    Case("report-run-without-figures", ["report", BARE_RUN_ID, "--results", "{results}"],
+         [f"cannot read {{results}}/{BARE_RUN_ID}/locust_stats.csv"]),
+    # lab compare RUN [RUN] --results --json --save-baseline
+    Case("compare-unknown-runs", ["compare", "20000101T000000Z-a", "20000101T000000Z-b", "--results", "{results}"], ["unknown run id '20000101T000000Z-a'"]),
+    Case("compare-results-missing", ["compare", *RUN, *RUN, "--results", "/nonexistent/results"], ["unknown run id", "/nonexistent/results"]),
+    Case("compare-json-missing", ["compare", *RUN, *RUN, "--results", "{results}", "--json", "/proc/nope/c.json"], ["cannot write into /proc/nope", "pass --json FILE"]),
+    Case("compare-json-read-only", ["compare", *RUN, *RUN, "--results", "{results}", "--json", "{ro}/c.json"], [READ_ONLY, "pass --json FILE"]),
+    Case("compare-results-full", ["compare", *RUN, *RUN, "--results", "{full}"],
          [NO_SPACE]),
-    Case("compare-baseline-read-only", ["compare", "--save-baseline", *RUN, "--results", "{ro}",
-         "--prometheus", "{down}"], [f"cannot write into {{ro}} ({READ_ONLY})"]),
-    Case("compare-no-baseline", ["compare", *RUN, "--results", "{results}", "--prometheus", "{down}"],
+    Case("compare-baseline-read-only", ["compare", "--save-baseline", *RUN, "--results", "{ro}"], [f"cannot write into {{ro}} ({READ_ONLY})"]),
+    Case("compare-no-baseline", ["compare", *RUN, "--results", "{results}"],
          ["no baseline at {results}/baseline.json"]),
-    Case("compare-prometheus-down", ["compare", *RUN, *RUN, "--results", "{results}", "--prometheus", "{down}"],
-         [PROM_DOWN]),
-    Case("compare-prometheus-500", ["compare", *RUN, *RUN, "--results", "{results}", "--prometheus",
-         "{garbage500}"], ["answered HTTP 500", NOT_JSON]),
-    Case("compare-prometheus-html", ["compare", *RUN, *RUN, "--results", "{results}", "--prometheus", "{html}"],
-         ["answered HTTP 200", NOT_JSON]),
+    Case("compare-run-without-figures", ["compare", *RUN, BARE_RUN_ID, "--results", "{results}"],
+         [f"cannot read {{results}}/{BARE_RUN_ID}/locust_stats.csv"]),
+    # lab runs --results
+    Case("runs-garbled-record", ["runs", "--results", "{tmp}/garbled"],
+         [f"{{tmp}}/garbled/{RUN_ID}/run.json is not a valid run record"]),
     # lab run SCENARIO (the master at LOCUST_URL, results in LAB_RESULTS_DIR)
     Case("run-unknown-scenario", ["run", "nope"], ["unknown scenario 'nope'"], {"LOCUST_URL": "{down}"}),
     Case("run-bad-parameter", ["run", "baseline", "--set", "nope=1"], ["nope", "scenarios.yaml"],
@@ -293,6 +291,7 @@ def test_bad_input_is_one_line_naming_the_cause(case, places, tmp_path):
         "LAB_PROJECT": "loadlab-bad-inputs",
         "LAB_RESULTS_DIR": str(tmp_path / "results"),
         "LAB_OFFLINE": "0",
+        "PROMETHEUS_URL": values["down"],
         **{key: fill(value, values) for key, value in case.env.items()},
     }
     watched = [Path(places[key]) for key in ("results", "ro", "full") if places.get(key)] + [tmp_path]
@@ -340,3 +339,33 @@ def test_a_full_disk_leaves_the_old_file_whole(places):
         write_atomic(run_json, "x" * 200_000)
     assert run_json.read_bytes() == old
     assert not list(run_json.parent.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("prometheus", "cause"),
+    [("down", PROM_DOWN), ("garbage500", "answered HTTP 500 " + NOT_JSON),
+     ("html", "answered HTTP 200 " + NOT_JSON)],
+)  # fmt: skip
+def test_report_without_a_working_prometheus_is_one_warning_and_a_whole_report(
+    places, prometheus, cause, tmp_path
+):
+    """The client figures come from the run's own files: a Prometheus that is down or answers garbage
+    costs the time series only, said in one line."""
+    results = tmp_path / "results"
+    write_run(results)
+    result = subprocess.run(
+        [str(LAB), "report", RUN_ID, "--results", str(results), "--prometheus", places[prometheus]],
+        env={**os.environ, "LAB_HOME": str(ROOT)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lab: warning: "), result.stderr
+    assert fill(cause, places) in lines[0] and "writing the report without time series" in lines[0]
+    report = json.loads((results / RUN_ID / "report.json").read_text())
+    assert report["summary"]["requests"] == 120
+    assert (results / RUN_ID / "report.html").read_text().rstrip().endswith("</html>")
+    assert not list((results / RUN_ID).glob(".*.tmp"))
