@@ -11,7 +11,6 @@ Compose starts anything, so nothing runs).
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_lab_cli import engine_reachable
+from tests.support.local_services import free_port
 from tests.unit.test_report import FAILURES_CSV, STATS_CSV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,12 +30,6 @@ RUN_ID = "20260101T000000Z-baseline"
 BARE_RUN_ID = "20260101T000100Z-baseline"  # run.json only: its master died before any checkpoint
 RECORD = {"run_id": RUN_ID, "scenario": "baseline", "host": "http://api:8000", "start": 1767225600.0,
           "end": 1767225660.0, "partial": False}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Garbage(BaseHTTPRequestHandler):

@@ -2,11 +2,7 @@
 loopback target, writes its checkpoint every 10 s, and is killed with SIGKILL (as an OOM kill would)."""
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -16,6 +12,7 @@ import pytest
 
 from lab.plugin import checkpoint
 from tests.integration import exporter_target
+from tests.support.locust import LocustProcesses
 from tests.support.report_files import locust_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,15 +21,9 @@ INTERVAL = 10
 SLO = "objectives:\n  errors:\n    metric: error_ratio\n    max: 0.5\n"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def exported_requests(port: int) -> float:
+def exported_requests(metrics_url: str) -> float:
     """The exporter's sum of locust_requests_total: what Prometheus would have scraped at this moment."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
         text = response.read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
@@ -50,18 +41,14 @@ def target():
     server.server_close()
 
 
-def start_locust(workdir: Path, target: str, exporter_port: int, seconds: int) -> subprocess.Popen:
+def start_locust(workdir: Path, target: str, seconds: int) -> LocustProcesses:
     (workdir / "slo.yaml").write_text(SLO)
-    return subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", str(HERE / "report_locustfile.py"), "--headless",
-         "-u", "5", "-r", "5", "-t", f"{seconds}s", "--host", target, "--exporter-port", str(exporter_port),
-         "--scenarios-file", str(ROOT / "locust/scenarios.yaml"), "--slo-file", str(workdir / "slo.yaml"),
-         "--lab-checkpoint-seconds", str(INTERVAL)],
-        cwd=workdir,
-        env={**os.environ, "LAB_RESULTS_DIR": str(workdir / "results"), "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    args = ["-u", "5", "-r", "5", "-t", f"{seconds}s", "--host", target,
+            "--scenarios-file", str(ROOT / "locust/scenarios.yaml"), "--slo-file", str(workdir / "slo.yaml"),
+            "--lab-checkpoint-seconds", str(INTERVAL)]  # fmt: skip
+    return LocustProcesses(
+        workdir, [HERE / "report_locustfile.py"], headless=True, exporter=True, args=args
+    ).start()
 
 
 def contents(folder: Path) -> dict[str, bytes]:
@@ -69,8 +56,7 @@ def contents(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_killed_locust_leaves_its_last_checkpoint_and_a_restart_leaves_it_alone(tmp_path, target):
-    port = free_port()
-    locust = start_locust(tmp_path, target, port, seconds=300)
+    locust = start_locust(tmp_path, target, seconds=300)
     try:
         results = tmp_path / "results"
         deadline = time.monotonic() + 30
@@ -81,11 +67,12 @@ def test_a_killed_locust_leaves_its_last_checkpoint_and_a_restart_leaves_it_alon
         started = json.loads((folder / "run.json").read_text())["start"]
         # Just before the second checkpoint, what the exporter serves: the checkpoint must hold at least that.
         time.sleep(max(0.0, started + 2 * INTERVAL - 1.5 - time.time()))
-        exported = exported_requests(port)
+        exported = exported_requests(locust.metrics_url)
         time.sleep(max(0.0, started + 2 * INTERVAL + 4 - time.time()))
     finally:
-        locust.send_signal(signal.SIGKILL)
-        locust.wait()
+        locust.master.send_signal(signal.SIGKILL)
+        locust.master.wait()
+        locust.stop()
 
     record = json.loads((folder / "run.json").read_text())
     assert record["partial"] is True and record["end"] is None
@@ -99,8 +86,11 @@ def test_a_killed_locust_leaves_its_last_checkpoint_and_a_restart_leaves_it_alon
 
     # The restarted Locust runs into a new folder and never touches the crashed run's.
     before = contents(folder)
-    again = start_locust(tmp_path, target, free_port(), seconds=5)
-    assert again.wait(timeout=90) in (0, 1)
+    again = start_locust(tmp_path, target, seconds=5)
+    try:
+        assert again.wait(timeout=90) in (0, 1)
+    finally:
+        again.stop()
     assert contents(folder) == before
     (new,) = {p.parent for p in results.glob("*/run.json")} - {folder}
     assert json.loads((new / "run.json").read_text())["partial"] is False
