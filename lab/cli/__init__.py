@@ -11,6 +11,7 @@ import sys
 
 from lab import __version__
 from lab.core.errors import LabError
+from lab.core.files import fix_for
 
 COMMAND_MODULES = (
     "lab.cli.stack",  # up, down, status, logs
@@ -23,10 +24,15 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, like the lab's own (the usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lab", description="Load Lab: a Docker Compose lab for load testing."
-    )
+    parser = Parser(prog="lab", description="Load Lab: a Docker Compose lab for load testing.")
     parser.add_argument("--version", action="version", version=f"lab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -44,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A path or the machine refused (permissions, a full disk, a missing folder) somewhere no
+        # LabError names it yet: still one line with the path and the cause, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"lab: error: {where}{exc.strerror or exc}: {fix_for(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lab: interrupted", file=sys.stderr)

@@ -1,13 +1,15 @@
 """Checks before `lab up`: each failure is one line naming the problem and the fix."""
 
 import errno
+import json
 import re
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 
 import docker
-from docker.errors import DockerException
+from docker.errors import DockerException, ImageNotFound
 
 from lab.core.config import Lab
 from lab.core.errors import LabError
@@ -85,3 +87,107 @@ def ports_free(lab: Lab, client) -> None:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+
+
+OFFLINE_FIX = (
+    "build the offline images with `make images-offline` and use them with --offline (LAB_OFFLINE=1)"
+)
+
+
+def stack_images(config_command: list[str], **run_kw) -> dict[str, dict]:
+    """The images Compose will run, resolved as Compose resolves them (`docker compose config`: .env,
+    the offline overrides, the active profiles): image -> {"services": [...], "build": whether Compose
+    can build it, "base": the base image that build needs}."""
+    result = subprocess.run(
+        [*config_command, "config", "--format", "json"], capture_output=True, text=True, timeout=60, **run_kw
+    )
+    if result.returncode != 0:
+        raise LabError(f"Compose refused the lab's settings: {_first_line(Exception(result.stderr))}")
+    images: dict[str, dict] = {}
+    for name, service in sorted((json.loads(result.stdout).get("services") or {}).items()):
+        image = service.get("image")
+        if not image:
+            continue
+        entry = images.setdefault(image, {"services": [], "base": None, "build": False})
+        entry["services"].append(name)
+        if "build" in service:
+            entry["build"] = True
+            entry["base"] = ((service["build"] or {}).get("args") or {}).get("BASE")
+    return images
+
+
+def image_state(client, image: str) -> tuple[str, str]:
+    """("present", ""), ("pullable", ""), or ("absent", why it cannot be pulled).
+
+    Asks the registry for the image's manifest only (no download): an unreachable registry answers at once.
+    """
+    try:
+        client.images.get(image)
+        return "present", ""
+    except ImageNotFound:
+        pass
+    try:
+        client.images.get_registry_data(image)
+        return "pullable", ""
+    except DockerException as exc:
+        cause = getattr(exc, "explanation", None) or str(exc)
+        return "absent", _first_line(Exception(cause))
+
+
+def require_images(
+    client,
+    images: dict[str, dict],
+    compose: Callable[..., list[str]],
+    offline: bool,
+    build: bool = False,
+    **run_kw,
+) -> None:
+    """Stop before Compose starts anything when an image can be neither found, pulled nor built; then
+    pull and build what is missing, each failure ending the command with its cause.
+
+    `compose(*args)` is the stack's compose command; `build` rebuilds every image that has a build.
+    """
+    missing = unobtainable(client, images)
+    if missing:
+        image, why = missing[0]
+        fix = "build the offline images with `make images-offline`" if offline else OFFLINE_FIX
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise LabError(f"image {image} is not here and {why}{more}: {fix}")
+    to_pull, to_build = [], []
+    for entry in images.values():
+        if entry["build"] and (build or entry["state"] != "present"):
+            to_build += entry["services"][:1]
+        elif not entry["build"] and entry["state"] != "present":
+            to_pull += entry["services"]
+    if to_pull and subprocess.run(compose("pull", *to_pull), **run_kw).returncode != 0:
+        raise LabError(
+            f"pulling the images of {', '.join(to_pull)} failed (Docker's reason is above): "
+            f"fix what it names, or {OFFLINE_FIX}"
+        )
+    if to_build and subprocess.run(compose("build", *to_build), **run_kw).returncode != 0:
+        raise LabError(
+            f"building the images of {', '.join(to_build)} failed (the build's output is above): "
+            f"fix what it names, or {OFFLINE_FIX}"
+        )
+
+
+def unobtainable(client, images: dict[str, dict]) -> list[tuple[str, str]]:
+    """(image, why) for each image that is not here and can be neither pulled nor built here; notes
+    each image's state in its entry."""
+    missing = []
+    for image, entry in images.items():
+        entry["state"], cause = image_state(client, image)
+        if entry["state"] != "absent":
+            continue
+        if not entry["build"]:
+            missing.append((image, f"cannot be pulled ({cause})"))
+        elif entry["base"]:
+            base_state, base_cause = image_state(client, entry["base"])
+            if base_state == "absent":
+                missing.append(
+                    (
+                        image,
+                        f"cannot be built: its base image {entry['base']} is not here either ({base_cause})",
+                    )
+                )
+    return missing

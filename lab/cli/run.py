@@ -134,7 +134,7 @@ class Master:
             raise LabError(
                 f"{self.url}/stats/requests answered HTTP {response.status_code}: is it a Locust master?"
             )
-        return response.json()
+        return self.body(response)
 
     def run(self, run_id: str | None = None) -> dict | None:
         """The master's current run (None before the first), or the run `run_id` if it still knows it."""
@@ -144,8 +144,24 @@ class Master:
             if "error" in body:
                 return None  # no run yet
             raise LabError(f"{self.url} has no /lab/run: the master runs without the lab's Locust plugin")
-        response.raise_for_status()
-        return response.json()
+        if response.status_code != 200:
+            raise LabError(
+                f"{self.url}/lab/run answered HTTP {response.status_code}: see `lab logs locust-master`"
+            )
+        return self.body(response)
+
+    def body(self, response) -> dict:
+        """The JSON object a master answers; anything else (an HTML page, a proxy's reply) is one line."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise LabError(
+                f"{response.url} answered HTTP {response.status_code} without a JSON object: "
+                "is LOCUST_URL the Locust master's web UI?"
+            )
+        return body
 
     def swarm(self, form: dict) -> None:
         response = self.call("POST", "/swarm", data=form)
@@ -154,7 +170,7 @@ class Master:
                 f"the master refused to start {form['shape_class']} (HTTP {response.status_code}): it must "
                 "load the lab's plugin, find a scenarios.yaml and run with --class-picker"
             )
-        body = response.json()
+        body = self.body(response)
         if not body.get("success"):
             raise LabError(f"the master did not start the test: {body.get('message')}")
 

@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import requests
-from docker.errors import ImageNotFound
 
 from lab.cli import preflight
 from lab.core.config import Lab, parse_env_file
 from lab.core.errors import LabError
+from lab.core.files import check_writable
 
 WAIT_SECONDS = 300
 
@@ -53,19 +53,18 @@ def up_command(args) -> int:
     preflight.compose_v2()
     if lab.ensure_env_file():
         print(f"wrote {lab.env_file} with generated secrets (keep it private; it is git-ignored)")
-    if lab.offline:
-        _require_offline_images(lab, client)
+    # The master writes every run there: a folder it cannot write would lose the runs' results.
+    check_writable(lab.results_dir(), fix=f"set LAB_RESULTS_DIR in {lab.env_file}")
     preflight.ports_free(lab, client)
+    lab = choose_images(lab, client)
+    images = preflight.stack_images(lab.compose_command())
+    preflight.require_images(client, images, lab.compose_command, lab.offline, build=args.build)
     _warn_if_exposed(lab)
     _expose_master(lab)
-    lab.results_dir().mkdir(parents=True, exist_ok=True)
-
     was_running = bool(_containers(lab, client))
     command = lab.compose_command(
         "up", "--detach", "--wait", "--wait-timeout", str(WAIT_SECONDS), "--remove-orphans"
     )
-    if args.build:
-        command.append("--build")
     if args.workers:
         command += ["--scale", f"locust-worker={args.workers}"]
     if subprocess.run(command).returncode != 0:
@@ -144,16 +143,36 @@ def _health(container) -> str:
     return state.get("Health", {}).get("Status") or state["Status"]
 
 
-def _require_offline_images(lab: Lab, client) -> None:
-    offline = parse_env_file(lab.home / "compose/offline/offline.env")
-    for key, image in offline.items():
-        if key.endswith("_IMAGE"):
-            try:
-                client.images.get(image)
-            except ImageNotFound:
-                raise LabError(
-                    f"offline image {image} is missing: build the offline images with `make images-offline`"
-                ) from None
+def choose_images(lab: Lab, client) -> Lab:
+    """Remember the offline choice in .env, or make it when only the offline images can run here.
+
+    Returns the Lab to use (LAB_OFFLINE set in this process when the choice was made here).
+    """
+    settings = lab.settings()
+    if lab.offline:
+        if parse_env_file(lab.env_file).get("LAB_OFFLINE") != "1":
+            lab.remember("LAB_OFFLINE", "1")
+            print(
+                f"remembered LAB_OFFLINE=1 in {lab.env_file}: later `lab up` runs use the offline images too "
+                "(set LAB_OFFLINE=0 there to go back)"
+            )
+        return lab
+    if "LAB_OFFLINE" in settings:
+        return lab  # the user chose the online images
+    online = preflight.stack_images(lab.compose_command())
+    if not preflight.unobtainable(client, online):
+        return lab
+    offline_lab = Lab.from_environment({**os.environ, "LAB_OFFLINE": "1"})
+    offline = preflight.stack_images(offline_lab.compose_command())
+    if preflight.unobtainable(client, offline) or any(e["state"] != "present" for e in offline.values()):
+        return lab  # neither stack can start as is: require_images names the image and the fix
+    os.environ["LAB_OFFLINE"] = "1"
+    lab.remember("LAB_OFFLINE", "1")
+    print(
+        f"using the offline images: the online ones are not here and cannot be pulled; remembered "
+        f"LAB_OFFLINE=1 in {lab.env_file} (set LAB_OFFLINE=0 there to choose the online images)"
+    )
+    return Lab.from_environment()
 
 
 def _warn_if_exposed(lab: Lab) -> None:
@@ -198,9 +217,10 @@ def _prometheus_targets(lab: Lab) -> list | None:
     try:
         response = requests.get(lab.url("PROMETHEUS_PORT", "9090") + "/api/v1/targets", timeout=5)
         response.raise_for_status()
-    except requests.RequestException:
-        return None
-    return sorted(response.json()["data"]["activeTargets"], key=lambda t: t["labels"]["job"])
+        targets = response.json()["data"]["activeTargets"]
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None  # down, or not Prometheus: said as "not reachable"
+    return sorted(targets, key=lambda t: t["labels"]["job"])
 
 
 def _print_urls(lab: Lab) -> None:

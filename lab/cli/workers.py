@@ -109,7 +109,7 @@ def up_command(args) -> int:
         os.environ["LAB_OFFLINE"] = "1"
     lab = Lab.from_environment()
     lab.settings()  # a malformed .env is refused before anything starts
-    preflight.docker_client()
+    client = preflight.docker_client()
     preflight.compose_v2()
     if not lab.env_file.is_file():
         print(
@@ -124,6 +124,11 @@ def up_command(args) -> int:
         "LAB_MASTER_PORT": str(port),
         "LAB_WORKER_HOSTNAME": args.name,
     }
+    # The image is found, pulled or built before the wait, so that a missing one is named, not waited for.
+    images = preflight.stack_images(compose_command(lab), env=env, cwd=lab.home)
+    preflight.require_images(
+        client, images, lambda *a: compose_command(lab, *a), lab.offline, env=env, cwd=lab.home
+    )
     command = compose_command(
         lab, "up", "--detach", "--wait", "--wait-timeout", str(WAIT_SECONDS), "--remove-orphans"
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.core.errors import LabError
+from lab.core.files import write_atomic
 
 COMPOSE_FILE = "docker-compose.load-test.yml"
 OFFLINE_ENV = Path("compose/offline/offline.env")
@@ -33,7 +34,12 @@ GENERATED = {
 def parse_env_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines, comments and blank lines; anything else is refused with its line number."""
     values: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise LabError(f"cannot read {path} ({reason}): check its permissions, or set LAB_ENV_FILE") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -131,7 +137,20 @@ class Lab:
             out.append(f"{key}={GENERATED[key]()}")
             changed = True
         if changed:
-            self.env_file.parent.mkdir(parents=True, exist_ok=True)
-            self.env_file.write_text("\n".join(out) + "\n")
-            self.env_file.chmod(0o600)
+            write_atomic(self.env_file, "\n".join(out) + "\n", mode=0o600, fix="set LAB_ENV_FILE")
         return changed
+
+    def remember(self, key: str, value: str) -> None:
+        """Set KEY=VALUE in .env (replacing the key's line, or appending one), keeping the rest as it is."""
+        lines = self.env_file.read_text().splitlines() if self.env_file.is_file() else []
+        out, found = [], False
+        for line in lines:
+            match = _LINE.match(line.strip())
+            if match and match["key"] == key:
+                if found:
+                    continue
+                line, found = f"{key}={value}", True
+            out.append(line)
+        if not found:
+            out.append(f"{key}={value}")
+        write_atomic(self.env_file, "\n".join(out) + "\n", mode=0o600, fix="set LAB_ENV_FILE")

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from grafanalib._gen import DashboardEncoder
 
 from lab.core.errors import LabError
+from lab.core.files import check_writable, write_atomic
 from lab.core.slo import load_thresholds
 from lab.core.yamlconf import ConfigError
 from lab.dashboards import alerts
@@ -173,11 +174,10 @@ def panel_queries(
 
 
 def write(out: Path, rules_out: Path = DEFAULT_RULES, slo_file: Path = DEFAULT_SLO) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = {out / name: text for name, text in render_all(slo_file).items()}
-    files[rules_out / alerts.FILE] = render_rules(slo_file)
-    for path, text in files.items():
-        path.write_text(text)
+    files = {out / name: (text, "pass --out DIR") for name, text in render_all(slo_file).items()}
+    files[rules_out / alerts.FILE] = (render_rules(slo_file), "pass --rules DIR")
+    for path, (text, fix) in files.items():
+        write_atomic(path, text, fix=fix)
     return list(files)
 
 
@@ -209,12 +209,14 @@ def run(args) -> int:
     for folder, option in ((args.out.parent, "--out DIR"), (args.rules, "--rules DIR")):
         if not folder.is_dir():
             raise LabError(
-                f"{folder} does not exist: run `lab dashboards` from the Load Lab checkout or pass {option}"
+                f"{folder} is not a folder: run `lab dashboards` from the Load Lab checkout or pass {option}"
             )
     if not args.slo_file.is_file():
         raise LabError(
             f"{args.slo_file} does not exist: run `lab dashboards` from the Load Lab checkout or pass --slo-file FILE"
         )
+    check_writable(args.out, fix="pass --out DIR")
+    check_writable(args.rules, fix="pass --rules DIR")
     for path in write(args.out, args.rules, args.slo_file):
         print(path)
     return 0

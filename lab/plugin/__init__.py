@@ -12,6 +12,7 @@ PLUGIN_MODULES = (
     "lab.plugin.runs",
     "lab.plugin.exporter",
     "lab.plugin.trim",
+    "lab.plugin.checkpoint",
     "lab.plugin.webauth",
     "lab.plugin.scenarios",
     "lab.plugin.verdicts",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ from locust.html import get_html_report
 from locust.runners import HEARTBEAT_INTERVAL, STATE_MISSING, LocalRunner, MasterRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
+from lab.core.files import write_atomic
 from lab.core.runrecord import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -186,17 +188,18 @@ def write_results(environment, run: Run, figures: Figures) -> None:
     view = _FrozenView(environment, stats=figures.stats, runner=runner)
     write_run_json(run)
     if run.parameters:
-        (run.results_dir / "scenario.yaml").write_text(yaml.safe_dump(run.parameters, sort_keys=False))
+        write_atomic(run.results_dir / "scenario.yaml", yaml.safe_dump(run.parameters, sort_keys=False))
     stats_csv = StatsCSV(view, PERCENTILES_TO_REPORT)
     for name, write in (
         ("locust_stats.csv", stats_csv.requests_csv),
         ("locust_failures.csv", stats_csv.failures_csv),
         ("locust_exceptions.csv", stats_csv.exceptions_csv),
     ):
-        with open(run.results_dir / name, "w", newline="") as f:
-            write(csv.writer(f))
+        text = io.StringIO(newline="")
+        write(csv.writer(text))
+        write_atomic(run.results_dir / name, text.getvalue())
     html = get_html_report(view, show_download_link=False)
-    (run.results_dir / "locust_report.html").write_text(html, encoding="utf-8")
+    write_atomic(run.results_dir / "locust_report.html", html)
 
 
 def end_run(environment, run: Run) -> None:

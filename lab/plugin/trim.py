@@ -34,17 +34,25 @@ MIN_HISTORY_SECONDS = 60
 TRIM_INTERVAL_SECONDS = 10.0
 
 
-def history_seconds(text: str) -> int:
-    """The --lab-history-seconds value: 0 (trimming off) or at least MIN_HISTORY_SECONDS."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value != 0 and value < MIN_HISTORY_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not 0 (off) or a whole number of seconds >= {MIN_HISTORY_SECONDS}"
-        )
-    return value
+def seconds_or_off(minimum: int):
+    """An option type: 0 (off) or a whole number of seconds of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value != 0 and value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not 0 (off) or a whole number of seconds >= {minimum}"
+            )
+        return value
+
+    return parse
+
+
+# The --lab-history-seconds value: 0 (trimming off) or at least MIN_HISTORY_SECONDS.
+history_seconds = seconds_or_off(MIN_HISTORY_SECONDS)
 
 
 def add_arguments(parser) -> None:

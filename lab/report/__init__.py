@@ -13,11 +13,13 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from lab.core import results, slo, yamlconf
 from lab.core.config import Lab
 from lab.core.errors import LabError
+from lab.core.files import check_writable, write_atomic
 from lab.core.prometheus import Prometheus, label_value
 from lab.core.runrecord import RunRecord
 from lab.report import analysis
@@ -97,18 +99,29 @@ def main(args) -> int:
     resolve_sources(args)
     slo_file = args.slo or Path(os.environ.get("LAB_HOME") or ".") / "locust" / "slo.yaml"
     run = load_run(args.results, args.run_id)
+    if args.slo is not None and not args.slo.is_file():
+        raise LabError(f"no SLO file {args.slo}: give an existing file with --slo (or LAB_SLO_FILE)")
+    thresholds = load_thresholds(slo_file)
+    check_writable(run.folder, fix="pass --results DIR with a copy of the run's folder")
     try:
         data = fetch(Prometheus(args.prometheus), run)
     except LabError as exc:
         data = None
-        print(f"lab: warning: {exc}; writing the report without time series", file=sys.stderr)
         missing = str(exc)
     else:
         missing = None
-    report = build(run, data, results.verdict_files(run.folder), load_thresholds(slo_file), missing)
+    report = build(run, data, results.verdict_files(run.folder), thresholds, missing)
+    if missing:  # after the run's own files were read: an error there is the one line, not this
+        print(f"lab: warning: {missing}; writing the report without time series", file=sys.stderr)
     html = report_html.render(report, report_plots.draw(report))
-    (run.folder / "report.html").write_text(html)
-    (run.folder / "report.json").write_text(json.dumps(strip_series(report), indent=2) + "\n")
+    write_atomic(run.folder / "report.html", html, fix="pass --results DIR")
+    write_atomic(run.folder / "report.json", json.dumps(strip_series(report), indent=2) + "\n")
+    if run.partial:
+        print(
+            f"note: run {run.run_id} ended without a stop (or is still going): its results are the partial "
+            f"ones the master wrote at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(run.end))}, and this "
+            "report covers the run up to then"
+        )
     print(f"wrote {run.folder / 'report.html'} and report.json")
     return 0
 
@@ -165,7 +178,9 @@ def queries(run: RunRecord) -> dict[str, tuple[str, str]]:
         "cumulative_failures": f"sum(locust_request_failures_total{sel})",
         "api_latency_buckets": f"sum by (le) (rate(http_request_duration_seconds_bucket{{job='api'}}{rw}))",
         "api_rps": f"sum(rate(http_requests_total{{job='api'}}{rw}))",
-        "api_5xx_rate": f"sum(rate(http_requests_total{{job='api', status=~'5..'}}{rw}))",
+        # The API has no 5xx series until its first 5xx: zero (not "no data") while it serves requests.
+        "api_5xx_rate": f"sum(rate(http_requests_total{{job='api', status=~'5..'}}{rw}))"
+        f" or (sum(rate(http_requests_total{{job='api'}}{rw})) * 0)",
         "api_rss": "sum(process_resident_memory_bytes{job='api'})",
         "locust_rss": "sum(process_resident_memory_bytes{job='locust'})",
         "pg_xact_rate": f"sum(rate(pg_stat_database_xact_commit{rw}))",
@@ -246,6 +261,7 @@ def build(
             "ended_at": run.ended_at,
             "duration_seconds": duration,
             "workers_lost": run.workers_lost,
+            "partial": run.partial,
         },
         "summary": {**overall, "peak_users": max((v for _, v in users), default=None)},
         "endpoints": dict(sorted(endpoints.items())),

@@ -12,6 +12,7 @@ from pathlib import Path
 from lab import report
 from lab.core import results
 from lab.core.errors import LabError
+from lab.core.files import check_writable, write_atomic
 from lab.report import analysis
 
 BASELINE_FILE = "baseline.json"
@@ -63,9 +64,19 @@ def main(args) -> int:
         raise LabError("give RUN_A RUN_B, or one RUN (with --save-baseline to store it as the baseline)")
     report.resolve_sources(args)
     baseline_path = args.results / BASELINE_FILE
+    # Where the result goes must take it before Prometheus is asked (an unknown run is named later).
+    out_folder = (
+        args.results
+        if args.save_baseline
+        else args.json.parent
+        if args.json
+        else args.results / args.runs[-1]
+    )
+    if args.json or out_folder.is_dir():
+        check_writable(out_folder, fix="pass --json FILE" if args.json else "pass --results DIR")
     if args.save_baseline:
         figures = figures_of(args, args.runs[0])
-        baseline_path.write_text(json.dumps(figures, indent=2) + "\n")
+        write_atomic(baseline_path, json.dumps(figures, indent=2) + "\n", fix="pass --results DIR")
         print(f"saved {args.runs[0]} as the baseline in {baseline_path}")
         return 0
     if len(args.runs) == 2:
@@ -84,7 +95,7 @@ def main(args) -> int:
     )
     print(format_table(comparison["rows"]))
     out = args.json or args.results / after["run_id"] / "compare.json"
-    out.write_text(json.dumps(comparison, indent=2) + "\n")
+    write_atomic(out, json.dumps(comparison, indent=2) + "\n", fix="pass --json FILE")
     regressions = [r for r in comparison["rows"] if r["regression"]]
     if regressions:
         names = ", ".join(f"{r['endpoint']} {r['metric']}" for r in regressions)

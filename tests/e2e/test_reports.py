@@ -40,6 +40,8 @@ def test_report_embeds_its_plots_and_agrees_with_locusts_csv(reported):
     server = figures["server"]
     assert server["api_requests_per_second_mean"] > 0
     assert server["postgres_commits_per_second_mean"] > 0 and server["redis_commands_per_second_mean"] > 0
+    # The demo API served no 5xx: zero, not "no data" (it has no 5xx series until its first 5xx).
+    assert server["api_5xx_per_second_mean"] == 0
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) is not installed")

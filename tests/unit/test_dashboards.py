@@ -115,7 +115,7 @@ def test_soak_drift_limits_are_slo_yamls():
 def test_cli_names_a_missing_parent_folder(tmp_path, capsys):
     assert main(["dashboards", "--out", str(tmp_path / "nowhere" / "dashboards")]) == 2
     error = capsys.readouterr().err
-    assert "nowhere does not exist" in error and "--out DIR" in error
+    assert "nowhere is not a folder" in error and "--out DIR" in error
 
 
 def test_uids_are_fixed_and_distinct():
