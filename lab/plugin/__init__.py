@@ -12,6 +12,8 @@ PLUGIN_MODULES = (
     "lab.plugin.runs",
     "lab.plugin.exporter",
     "lab.plugin.trim",
+    # Before webauth: a foreign page gets 403, never a password prompt.
+    "lab.plugin.webguard",
     "lab.plugin.webauth",
     "lab.plugin.scenarios",
     "lab.plugin.verdicts",
