@@ -87,8 +87,12 @@ def test_every_service_has_least_privilege_and_a_memory_limit(tmp_path, offline)
         assert "no-new-privileges:true" in service.get("security_opt", []), name
         assert service.get("mem_limit"), f"{name}: no memory limit"
         assert not service.get("privileged"), name
-    # Grafana writes outside its volume in ways the offline lab cannot test (no image): the others are read-only.
-    assert {name for name, service in services.items() if not service.get("read_only")} == {"grafana"}
+    # Grafana writes outside its volume in ways the offline lab cannot test (no image); Postgres needs
+    # its own socket directory. The others are read-only.
+    assert {name for name, service in services.items() if not service.get("read_only")} == {
+        "grafana",
+        "postgres",
+    }
 
 
 def test_prometheus_has_no_lifecycle_api_and_no_cors(tmp_path):
