@@ -2,9 +2,6 @@
 page could send (cross-origin requests, DNS rebinding), with and without LOCUST_WEB_PASSWORD, while
 the UI's own page, curl and `lab run` keep working."""
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,25 +12,12 @@ import requests
 from lab.cli.run import Master
 from lab.core.errors import LabError
 from tests.integration import exporter_target
-from tests.support.local_services import free_port, wait_until
+from tests.support.local_services import wait_until
+from tests.support.locust import PLUGIN, LocustProcesses, locust_env
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PASSWORD = "correct-horse-battery"
 FOREIGN = "http://evil.example"
-
-
-def start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        return subprocess.Popen(command, cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class Ui:
@@ -67,45 +51,20 @@ def target():
 def ui(request, tmp_path_factory, target):
     password = request.param
     workdir = tmp_path_factory.mktemp("webguard")
-    web_port, master_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "LAB_RESULTS_DIR": str(workdir / "results"),
-        "LOCUST_WEB_USER": "tester",
-        "LOCUST_WEB_PASSWORD": password or "",
-    }
-    locustfiles = f"{REPO / 'tests' / 'integration' / 'webguard_locustfile.py'},{REPO / 'compose' / 'locust' / 'lab_plugin.py'}"
-    common = [
-        "-f", locustfiles,
-        "--scenarios-file", str(REPO / "locust" / "scenarios.yaml"),
-        "--slo-file", str(REPO / "locust" / "slo.yaml"),
-    ]  # fmt: skip
-    master_command = [
-        sys.executable, "-m", "locust", *common, "--master",
-        "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-        "--web-host", "127.0.0.1", "--web-port", str(web_port),
-        "--exporter-port", "0", "--host", target,
-    ]  # fmt: skip
-    worker_command = [
-        sys.executable, "-m", "locust", *common, "--worker",
-        "--master-host", "127.0.0.1", "--master-port", str(master_port),
-    ]  # fmt: skip
+    env = locust_env(workdir / "results", LOCUST_WEB_USER="tester", LOCUST_WEB_PASSWORD=password or "")
+    auth = ("tester", password) if password else None
     started = time.monotonic()
-    master = start(master_command, env, workdir / "master.log")
-    worker = start(worker_command, env, workdir / "worker.log")
-    try:
-        ui = Ui(
-            f"http://127.0.0.1:{web_port}",
-            ("tester", password) if password else None,
-            workdir / "master.log",
-            started,
-        )
-        wait_until(lambda: ui.stats()["worker_count"] == 1, 60, what="the master with its worker")
-        yield ui
-    finally:
-        stop(worker)
-        stop(master)
+    with LocustProcesses(
+        workdir,
+        [REPO / "tests" / "integration" / "webguard_locustfile.py", PLUGIN],
+        workers=1,
+        web=True,
+        args=["--exporter-port", "0", "--host", target],
+        env={**env, "LOCUST_SCENARIOS_FILE": str(REPO / "locust" / "scenarios.yaml"),
+             "LOCUST_SLO_FILE": str(REPO / "locust" / "slo.yaml")},
+    ) as locust:  # fmt: skip
+        locust.wait_ready(auth=auth)
+        yield Ui(locust.web_url, auth, workdir / "master.log", started)
 
 
 def swarm_form(target: str) -> dict:
