@@ -15,7 +15,7 @@ help: ## list the targets
 
 $(BIN)/.installed: pyproject.toml compose/api/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]' -r compose/api/requirements.txt
+	$(BIN)/pip install --quiet -e '.[cli,dev]' -r compose/api/requirements.txt
 	@touch $@
 
 install: $(BIN)/.installed ## create .venv with the lab, its tests' and the demo API's dependencies

@@ -126,6 +126,11 @@ class Master:
                 f"the Locust master at {self.url} asks for a password: "
                 "set LOCUST_WEB_USER and LOCUST_WEB_PASSWORD as in the lab's .env"
             )
+        if response.status_code == 403:  # lab.plugin.webguard: the Host in LOCUST_URL is not one it serves
+            reason = (
+                response.json().get("message") if "json" in response.headers.get("content-type", "") else ""
+            )
+            raise LabError(f"the Locust master at {self.url} refused the request: {reason or 'HTTP 403'}")
         return response
 
     def stats(self) -> dict:

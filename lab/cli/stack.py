@@ -105,7 +105,7 @@ def status_command(args) -> int:
     print(f"{'SERVICE':<20} {'CONTAINER':<36} HEALTH")
     for container in sorted(containers, key=lambda c: c.name):
         health = _health(container)
-        ok &= health in ("healthy", "running")
+        ok &= health in ("healthy", "running", "done")
         print(f"{container.labels.get('com.docker.compose.service', '?'):<20} {container.name:<36} {health}")
     targets = _prometheus_targets(lab)
     if targets is None:
@@ -140,7 +140,13 @@ def _containers(lab: Lab, client) -> list:
 
 def _health(container) -> str:
     state = container.attrs["State"]
+    if state["Status"] == "exited" and state["ExitCode"] == 0 and not _restarts(container):
+        return "done"  # a one-shot step (postgres-roles) that did its work
     return state.get("Health", {}).get("Status") or state["Status"]
+
+
+def _restarts(container) -> bool:
+    return container.attrs["HostConfig"]["RestartPolicy"]["Name"] not in ("", "no")
 
 
 def choose_images(lab: Lab, client) -> Lab:

@@ -24,6 +24,8 @@ _LINE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 GENERATED = {
     "GRAFANA_ADMIN_PASSWORD": lambda: secrets.token_hex(16),
     "POSTGRES_PASSWORD": lambda: secrets.token_hex(16),
+    "POSTGRES_API_PASSWORD": lambda: secrets.token_hex(16),
+    "POSTGRES_EXPORTER_PASSWORD": lambda: secrets.token_hex(16),
     "API_SECRET_KEY": lambda: secrets.token_hex(32),
     "SEED_USER_PASSWORD": lambda: secrets.token_hex(12),
     "LAB_UID": lambda: str(os.getuid()),

@@ -13,6 +13,8 @@ PLUGIN_MODULES = (
     "lab.plugin.exporter",
     "lab.plugin.trim",
     "lab.plugin.checkpoint",
+    # Before webauth: a foreign page gets 403, never a password prompt.
+    "lab.plugin.webguard",
     "lab.plugin.webauth",
     "lab.plugin.scenarios",
     "lab.plugin.verdicts",

@@ -30,6 +30,7 @@ def test_every_service_is_pinned_healthchecked_and_restarted(tmp_path, offline):
     assert set(services) == {
         "api",
         "postgres",
+        "postgres-roles",
         "redis",
         "postgres-exporter",
         "redis-exporter",
@@ -38,13 +39,18 @@ def test_every_service_is_pinned_healthchecked_and_restarted(tmp_path, offline):
         "prometheus",
         "grafana",
     }
+    # One-shot steps run to completion and stay down; everything else runs, restarts and is healthchecked.
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
+    assert one_shot == {"postgres-roles"}
     for name, service in services.items():
         image = service["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name}: image {image} is not pinned"
-        assert service.get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
-        assert service.get("restart") == "unless-stopped", f"{name}: no restart policy"
+        if name not in one_shot:
+            assert service.get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+            assert service.get("restart") == "unless-stopped", f"{name}: no restart policy"
         for dependency, condition in (service.get("depends_on") or {}).items():
-            assert condition["condition"] == "service_healthy", f"{name} -> {dependency}"
+            expected = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            assert condition["condition"] == expected, f"{name} -> {dependency}"
     if offline:
         assert services["postgres"]["image"].startswith("loadlab-offline/")
         assert services["locust-master"]["image"].endswith("-offline")
@@ -71,6 +77,36 @@ def test_lab_bind_moves_every_published_port(tmp_path):
     assert {port["host_ip"] for service in services.values() for port in service.get("ports", [])} == {
         "10.1.2.3"
     }
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["upstream", "offline"])
+def test_every_service_has_least_privilege_and_a_memory_limit(tmp_path, offline):
+    services = compose_config(tmp_path, offline)["services"]
+    for name, service in services.items():
+        assert service.get("cap_drop") == ["ALL"] and not service.get("cap_add"), name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert service.get("mem_limit"), f"{name}: no memory limit"
+        assert not service.get("privileged"), name
+    # Grafana writes outside its volume in ways the offline lab cannot test (no image); Postgres needs
+    # its own socket directory. The others are read-only.
+    assert {name for name, service in services.items() if not service.get("read_only")} == {
+        "grafana",
+        "postgres",
+    }
+
+
+def test_prometheus_has_no_lifecycle_api_and_no_cors(tmp_path):
+    command = compose_config(tmp_path, offline=False)["services"]["prometheus"]["command"]
+    assert "--web.enable-lifecycle" not in command and "--web.enable-admin-api" not in command
+    assert "--web.cors.origin=^$$" in command  # ^$ (no origin matches), as Compose escapes it
+
+
+def test_the_api_and_the_exporter_log_in_as_their_own_roles(tmp_path):
+    services = compose_config(tmp_path, offline=False)["services"]
+    assert services["api"]["environment"]["DATABASE_URL"].startswith("postgresql://lab_api:x@")
+    assert services["postgres-exporter"]["environment"]["DATA_SOURCE_NAME"].startswith(
+        "postgresql://lab_exporter:x@"
+    )
 
 
 def test_missing_secrets_are_refused_by_name(tmp_path):

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED_SECRETS = ("GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD", "API_SECRET_KEY", "SEED_USER_PASSWORD")
+GENERATED_SECRETS = (
+    "GRAFANA_ADMIN_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_API_PASSWORD",
+    "POSTGRES_EXPORTER_PASSWORD",
+    "API_SECRET_KEY",
+    "SEED_USER_PASSWORD",
+)
 
 needs_compose = pytest.mark.skipif(
     not shutil.which("docker")
