@@ -1,3 +1,4 @@
 """The lab's load shapes, where users' locustfiles import them from (`from lab.shapes import Baseline`)."""
 
-from lab.plugin.shapes import SHAPES, Baseline, Capacity, Mixed, Soak, Spike, Stress  # noqa: F401
+from lab.plugin.arrivals import ArrivalUser, arrivals  # noqa: F401
+from lab.plugin.shapes import SHAPES, Baseline, Capacity, Mixed, Rate, Soak, Spike, Stress  # noqa: F401

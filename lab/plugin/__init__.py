@@ -11,6 +11,7 @@ from locust import events
 PLUGIN_MODULES = (
     "lab.plugin.runs",
     "lab.plugin.exporter",
+    "lab.plugin.arrivals",
     "lab.plugin.trim",
     "lab.plugin.webauth",
     "lab.plugin.scenarios",

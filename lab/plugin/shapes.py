@@ -108,6 +108,31 @@ class Mixed(ScenarioShape):
         return tick.users, tick.spawn_rate, [available[name] for name in tick.user_classes]
 
 
+class Rate(ScenarioShape):
+    """Can it take N requests per second? The open model: arrivals at a target rate (ramped, then held),
+    served by a pool of users whose classes derive from lab.shapes.ArrivalUser; late arrivals are dropped
+    and counted (lab.plugin.arrivals)."""
+
+    scenario = "rate"
+
+    def make_plan(self, environment):
+        from lab.plugin.arrivals import uses_arrivals
+
+        closed = [c.__name__ for c in environment.user_classes if not uses_arrivals(c)]
+        if closed:
+            raise ConfigError(
+                f"rate: user classes {closed} do not take arrivals; derive them from lab.shapes.ArrivalUser "
+                "(class MyUser(ArrivalUser, HttpUser))"
+            )
+        return super().make_plan(environment)
+
+    def to_locust(self, tick: Tick):
+        from lab.plugin import arrivals
+
+        arrivals.set_rate(self.runner.environment, tick.rate, self.params["max_delay"])
+        return tick.users, tick.spawn_rate
+
+
 @dataclass
 class _Measurement:
     """One capacity step's steady window as it is measured: Locust stats snapshots at its start (once
@@ -220,4 +245,4 @@ class Capacity(ScenarioShape):
             run.capacity = self.search.to_dict()
 
 
-SHAPES = {cls.scenario: cls for cls in (Baseline, Stress, Spike, Soak, Capacity, Mixed)}
+SHAPES = {cls.scenario: cls for cls in (Baseline, Stress, Spike, Soak, Capacity, Mixed, Rate)}
