@@ -122,7 +122,7 @@ class Schedule:
         self.totals.lateness.log(late * 1000, 0)
 
     def stop(self) -> None:
-        """The test ended: arrivals still queued were never offered to a user, so they are not counted."""
+        """The test ended: arrivals still waiting for a user were not served, so they count as dropped."""
         if self.greenlet is not None:
             self.greenlet.kill(block=False)
             self.greenlet = None
@@ -132,7 +132,7 @@ class Schedule:
                 self.queue.get_nowait()
             except Empty:
                 break
-            self.totals.arrivals -= 1
+            self.totals.dropped += 1
 
     def on_request(self, request_type, name, response_time, **_kw) -> None:
         late = self.serving.get(gevent.getcurrent())

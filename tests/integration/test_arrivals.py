@@ -1,0 +1,240 @@
+"""The open model (lab.plugin.arrivals) on real Locust processes with the lab's plugin loaded, against
+the loopback target of tests/integration/scenarios_target.py (a fixed service time): a master with a
+worker at a rate the pool keeps up with, and a local runner whose pool cannot keep up once the target
+is slow. Figures come from the exporter, scraped once the test has stopped (--autostart/--autoquit keep
+the process up for it). Every run is bounded by its scenario's parameters and a process timeout."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "compose" / "locust" / "lab_plugin.py"
+SCENARIOS_FILE = ROOT / "locust" / "scenarios.yaml"
+TARGET = Path(__file__).with_name("scenarios_target.py")
+PROCESS_TIMEOUT = 120
+RATE = 50
+SECONDS = 20
+
+LOCUSTFILE = """
+from locust import FastHttpUser, task
+
+from lab.shapes import ArrivalUser, Rate  # noqa: F401
+
+
+class Client(ArrivalUser, FastHttpUser):
+    @task
+    def thing(self):
+        self.client.get("/thing/1", name="/thing/[id]")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port} after {timeout} s")
+
+
+def start_target(service_ms: int, slots: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(TARGET), str(port), "--service-ms", str(service_ms), "--slots", str(slots)]
+    )
+    wait_port(port)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def locust(tmp_path: Path, host: str, params: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            f"locustfile.py,{PLUGIN}",
+            "--scenarios-file",
+            str(SCENARIOS_FILE),
+            "--host",
+            host,
+            "--loglevel",
+            "INFO",
+            "--scenario-params",
+            params,
+            *args,
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LAB_RESULTS_DIR": str(tmp_path / "results")},
+    )
+
+
+SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
+
+
+def scrape(port: int) -> dict:
+    """{family sample name: {label text: value}} of one /metrics scrape."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples: dict = defaultdict(dict)
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match and not line.startswith("#"):
+            samples[match[1]][match[2] or ""] = float(match[3])
+    return samples
+
+
+def figures_when_stopped(port: int, timeout: float) -> dict:
+    """The exporter's figures once the runner has stopped (and the workers' last reports are in)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            samples = scrape(port)
+        except OSError:
+            samples = {}
+        states = samples.get("locust_runner_state", {})
+        if any('state="stopped"' in labels and value == 1 for labels, value in states.items()):
+            time.sleep(4)  # a worker's last report follows its stop
+            return summarise(scrape(port))
+        time.sleep(0.5)
+    raise AssertionError("the test did not stop in time")
+
+
+def one(samples: dict, name: str, *labels: str) -> float:
+    values = [v for k, v in samples.get(name, {}).items() if all(label in k for label in labels)]
+    assert len(values) == 1, (name, labels, samples.get(name))
+    return values[0]
+
+
+def summarise(s: dict) -> dict:
+    row = 'name="/thing/[id]"'
+    return {
+        "requests": one(s, "locust_requests_total", row),
+        "arrivals": one(s, "locust_arrivals_total"),
+        "dropped": one(s, "locust_arrivals_dropped_total"),
+        "response_sum": one(s, "locust_request_duration_seconds_sum", row),
+        "intended_sum": one(s, "locust_request_intended_duration_seconds_sum", row),
+        "intended_count": one(s, "locust_request_intended_duration_seconds_count", row),
+        "lateness_sum": one(s, "locust_arrival_lateness_seconds_sum"),
+        "lateness_count": one(s, "locust_arrival_lateness_seconds_count"),
+        "response_le_1": one(s, "locust_request_duration_seconds_bucket", 'le="1.0"', row),
+        "intended_le_1": one(s, "locust_request_intended_duration_seconds_bucket", 'le="1.0"', row),
+    }
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "locustfile.py").write_text(LOCUSTFILE)
+    (tmp_path / "slo.yaml").write_text("objectives:\n  errors:\n    metric: error_ratio\n    max: 0.01\n")
+    return tmp_path
+
+
+def stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_a_master_and_worker_hold_the_rate_with_nothing_dropped(workdir):
+    target, host = start_target(service_ms=10, slots=50)
+    exporter, master_port = free_port(), free_port()
+    params = f"rate={RATE},users=20,ramp=0,duration={SECONDS}s,max_delay=1s"
+    common = ["--web-host", "127.0.0.1", "--web-port", str(free_port())]
+    master = locust(
+        workdir,
+        host,
+        params,
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(master_port),
+        "--expect-workers",
+        "1",
+        "--autostart",
+        "--autoquit",
+        "20",
+        "--scenario",
+        "rate",
+        "--exporter-port",
+        str(exporter),
+        *common,
+    )
+    worker = locust(
+        workdir, host, params, "--worker", "--master-port", str(master_port), "--exporter-port", "0"
+    )
+    try:
+        wait_port(exporter)
+        f = figures_when_stopped(exporter, SECONDS + 60)
+    finally:
+        stop(worker, master, target)
+    assert f["dropped"] == 0
+    assert abs(f["arrivals"] / SECONDS - RATE) <= 0.02 * RATE, f
+    assert abs(f["requests"] / SECONDS - RATE) <= 0.02 * RATE, f  # achieved: every arrival served
+    # Every request served an arrival: the second clock counts each one, and adds the arrival's wait
+    # (an arrival still in progress when the test stopped has a wait and no request).
+    assert f["intended_count"] == f["requests"] <= f["lateness_count"] <= f["requests"] + 20
+    assert f["intended_sum"] == pytest.approx(f["response_sum"] + f["lateness_sum"], abs=0.05)
+
+
+def test_a_pool_that_cannot_keep_up_drops_arrivals_and_the_second_clock_shows_the_wait(workdir):
+    # 200 ms a request and 5 users: the pool serves at most 25 of the 50 arrivals a second.
+    service_ms, users = 200, 5
+    target, host = start_target(service_ms=service_ms, slots=50)
+    exporter = free_port()
+    params = f"rate={RATE},users={users},ramp=0,duration={SECONDS}s,max_delay=1s"
+    runner = locust(
+        workdir,
+        host,
+        params,
+        "--autostart",
+        "--autoquit",
+        "20",
+        "--scenario",
+        "rate",
+        "--exporter-port",
+        str(exporter),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(free_port()),
+    )
+    try:
+        wait_port(exporter)
+        f = figures_when_stopped(exporter, SECONDS + 60)
+    finally:
+        stop(runner, target)
+    # The offered rate does not sag with the target: arrivals stay due at 50/s.
+    assert abs(f["arrivals"] / SECONDS - RATE) <= 0.02 * RATE, f
+    served = f["requests"]
+    mean_response = f["response_sum"] / served
+    assert mean_response >= service_ms / 1000
+    assert served <= users / (service_ms / 1000) * SECONDS * 1.02  # the pool's ceiling
+    # Every due arrival was either served or dropped (one per user may still be in progress at the end).
+    assert f["arrivals"] - users <= served + f["dropped"] <= f["arrivals"]
+    assert f["dropped"] >= f["arrivals"] - users / (service_ms / 1000) * SECONDS * 1.02
+    # The second clock is the first plus the wait for a free user, which here is most of a service time.
+    mean_wait = f["lateness_sum"] / f["lateness_count"]
+    assert f["intended_sum"] / f["intended_count"] == pytest.approx(mean_response + mean_wait, abs=0.001)
+    assert mean_wait >= 0.5 * service_ms / 1000
+    assert f["intended_le_1"] < f["response_le_1"]
