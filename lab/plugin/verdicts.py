@@ -157,6 +157,7 @@ def judge(environment, run, figures) -> dict | None:
     at the end of the run; returns the outcome `GET /lab/run` serves (None without the SLO options)."""
     from lab.core import slo
     from lab.core.yamlconf import ConfigError
+    from lab.plugin import arrivals
 
     options = environment.parsed_options
     if options is None or not hasattr(options, "slo_file"):
@@ -180,6 +181,9 @@ def judge(environment, run, figures) -> dict | None:
         window = search.capacity_window or search.windows[0]
     else:
         window = window_between({}, snapshot(figures.stats), figures.ended_at - run.started_at)
+        totals = arrivals.totals_of(environment)
+        if totals is not None:
+            window.arrivals, window.dropped = totals.arrivals, totals.dropped
     verdicts = slo.evaluate(objectives, window)
     for verdict in verdicts:
         logger.info("SLO %s", verdict.describe())
