@@ -110,19 +110,21 @@ class Mixed(ScenarioShape):
 
 class Rate(ScenarioShape):
     """Can it take N requests per second? The open model: arrivals at a target rate (ramped, then held),
-    served by a pool of users whose classes derive from lab.shapes.ArrivalUser; late arrivals are dropped
-    and counted (lab.plugin.arrivals)."""
+    served by a pool of the locustfile's user classes that derive from lab.shapes.ArrivalUser (the others
+    are left out); late arrivals are dropped and counted (lab.plugin.arrivals)."""
 
     scenario = "rate"
+    pool: list = []
 
     def make_plan(self, environment):
         from lab.plugin.arrivals import uses_arrivals
 
-        closed = [c.__name__ for c in environment.user_classes if not uses_arrivals(c)]
-        if closed:
+        available = environment.available_user_classes or {c.__name__: c for c in environment.user_classes}
+        self.pool = [c for c in available.values() if uses_arrivals(c)]
+        if not self.pool:
             raise ConfigError(
-                f"rate: user classes {closed} do not take arrivals; derive them from lab.shapes.ArrivalUser "
-                "(class MyUser(ArrivalUser, HttpUser))"
+                f"rate: none of the user classes ({', '.join(available)}) takes arrivals; derive one from "
+                "lab.shapes.ArrivalUser (class MyUser(ArrivalUser, HttpUser))"
             )
         return super().make_plan(environment)
 
@@ -130,7 +132,7 @@ class Rate(ScenarioShape):
         from lab.plugin import arrivals
 
         arrivals.set_rate(self.runner.environment, tick.rate, self.params["max_delay"])
-        return tick.users, tick.spawn_rate
+        return tick.users, tick.spawn_rate, self.pool
 
 
 @dataclass

@@ -156,7 +156,7 @@ def test_an_arrival_user_waits_for_its_arrival_before_each_task_the_first_too(en
     environment.runner.stop()
 
 
-def test_a_closed_user_class_cannot_run_the_rate_scenario():
+def test_the_rate_scenario_runs_only_the_classes_that_take_arrivals():
     from lab.core.yamlconf import ConfigError
     from lab.plugin.shapes import Rate
 
@@ -166,5 +166,10 @@ def test_a_closed_user_class_cannot_run_the_rate_scenario():
             pass
 
     env = Environment(user_classes=[Closed], events=Events(), host="http://127.0.0.1:1")
-    with pytest.raises(ConfigError, match=r"rate: user classes \['Closed'\] do not take arrivals"):
+    with pytest.raises(ConfigError, match=r"rate: none of the user classes \(Closed\) takes arrivals"):
         Rate().make_plan(env)
+    env = Environment(user_classes=[Closed, Pool], events=Events(), host="http://127.0.0.1:1")
+    shape = Rate()
+    shape.params = {"rate": 5.0, "users": 2, "ramp": 0.0, "duration": 1.0, "max_delay": 1.0}
+    shape.make_plan(env)
+    assert shape.pool == [Pool]  # a rate run leaves the closed classes out
