@@ -22,7 +22,7 @@ import time
 import weakref
 
 import gevent
-from gevent.queue import Empty, Queue
+from gevent.queue import Queue
 from locust import User
 from locust.stats import RequestStats, StatsEntry
 
@@ -122,17 +122,13 @@ class Schedule:
         self.totals.lateness.log(late * 1000, 0)
 
     def stop(self) -> None:
-        """The test ended: arrivals still waiting for a user were not served, so they count as dropped."""
+        """The test ended: arrivals still waiting for a user (for less than max_delay) stay counted as due,
+        neither served nor dropped."""
         if self.greenlet is not None:
             self.greenlet.kill(block=False)
             self.greenlet = None
         self.rate = 0.0
-        while True:
-            try:
-                self.queue.get_nowait()
-            except Empty:
-                break
-            self.totals.dropped += 1
+        self.queue = Queue()
 
     def on_request(self, request_type, name, response_time, **_kw) -> None:
         late = self.serving.get(gevent.getcurrent())

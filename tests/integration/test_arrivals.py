@@ -230,8 +230,9 @@ def test_a_pool_that_cannot_keep_up_drops_arrivals_and_the_second_clock_shows_th
     mean_response = f["response_sum"] / served
     assert mean_response >= service_ms / 1000
     assert served <= users / (service_ms / 1000) * SECONDS * 1.02  # the pool's ceiling
-    # Every due arrival was either served or dropped (one per user may still be in progress at the end).
-    assert f["arrivals"] - users <= served + f["dropped"] <= f["arrivals"]
+    # Every due arrival was served or dropped, but for those in progress or still waiting (for less
+    # than max_delay) when the test ended.
+    assert f["arrivals"] - users - RATE * 1.0 <= served + f["dropped"] <= f["arrivals"]
     assert f["dropped"] >= f["arrivals"] - users / (service_ms / 1000) * SECONDS * 1.02
     # The second clock is the first plus the wait for a free user, which here is most of a service time.
     mean_wait = f["lateness_sum"] / f["lateness_count"]
