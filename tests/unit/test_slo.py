@@ -242,6 +242,8 @@ def test_dropped_ratio_judges_the_arrivals_dropped_of_those_due():
     window = slo.Window(duration=10.0, percentile=None, arrivals=500, dropped=10)
     verdict = slo.judge(objective, window)
     assert (verdict.passed, verdict.value, verdict.unit, verdict.requests) == (False, 0.02, "ratio", 500)
-    assert slo.judge(objective, slo.Window(duration=10.0, percentile=None)).passed is None  # a closed run: nothing to judge
+    assert (
+        slo.judge(objective, slo.Window(duration=10.0, percentile=None)).passed is None
+    )  # a closed run: nothing to judge
     with pytest.raises(ConfigError, match="max 2 is above 1 \\(dropped_ratio is a ratio"):
         parse("objectives:\n  a: {metric: dropped_ratio, max: 2}\n")
