@@ -2,11 +2,11 @@
 the loopback target of tests/integration/scenarios_target.py (a fixed service time): a master with a
 worker at a rate the pool keeps up with, and a local runner whose pool cannot keep up once the target
 is slow. Figures come from the exporter, scraped once the test has stopped (--autostart/--autoquit keep
-the process up for it). Every run is bounded by its scenario's parameters and a process timeout."""
+the process up for it); with the worker, a real Prometheus scrapes the run and the overview dashboard's
+open-model panels must return data. Every run is bounded by its scenario's parameters and a timeout."""
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +15,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+from lab import dashboards
+
+# The Prometheus fixture of the dashboard query test: here it checks the open-model panels.
+from tests.integration.test_dashboard_queries import RATE_INTERVAL, metrics_of, prometheus_with_rules  # noqa: F401
+from tests.support.local_services import free_port, port_is_open, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "compose" / "locust" / "lab_plugin.py"
@@ -37,30 +43,30 @@ class Client(ArrivalUser, FastHttpUser):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port} after {timeout} s")
-
-
 def start_target(service_ms: int, slots: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(TARGET), str(port), "--service-ms", str(service_ms), "--slots", str(slots)]
     )
-    wait_port(port)
+    wait_until(lambda: port_is_open(port), 20, 0.1, "the target")
     return process, f"http://127.0.0.1:{port}"
+
+
+def autostarted(exporter: int) -> list[str]:
+    """Options of a master or local runner that starts the rate scenario and stays up 20 s after it."""
+    return [
+        "--autostart",
+        "--autoquit",
+        "20",
+        "--scenario",
+        "rate",
+        "--exporter-port",
+        str(exporter),
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(free_port()),
+    ]
 
 
 def locust(tmp_path: Path, host: str, params: str, *args: str) -> subprocess.Popen:
@@ -124,7 +130,9 @@ def one(samples: dict, name: str, *labels: str) -> float:
 
 def summarise(s: dict) -> dict:
     row = 'name="/thing/[id]"'
+    (run_id,) = {re.search(r'run_id="([^"]*)"', k)[1] for k in s["locust_requests_total"]}
     return {
+        "run_id": run_id,
         "requests": one(s, "locust_requests_total", row),
         "arrivals": one(s, "locust_arrivals_total"),
         "dropped": one(s, "locust_arrivals_dropped_total"),
@@ -155,11 +163,10 @@ def stop(*processes: subprocess.Popen) -> None:
             process.kill()
 
 
-def test_a_master_and_worker_hold_the_rate_with_nothing_dropped(workdir):
+def test_a_master_and_worker_hold_the_rate_with_nothing_dropped(workdir, prometheus_with_rules):  # noqa: F811 - the fixture
     target, host = start_target(service_ms=10, slots=50)
     exporter, master_port = free_port(), free_port()
     params = f"rate={RATE},users=20,ramp=0,duration={SECONDS}s,max_delay=1s"
-    common = ["--web-host", "127.0.0.1", "--web-port", str(free_port())]
     master = locust(
         workdir,
         host,
@@ -171,21 +178,33 @@ def test_a_master_and_worker_hold_the_rate_with_nothing_dropped(workdir):
         str(master_port),
         "--expect-workers",
         "1",
-        "--autostart",
-        "--autoquit",
-        "20",
-        "--scenario",
-        "rate",
-        "--exporter-port",
-        str(exporter),
-        *common,
+        *autostarted(exporter),
     )
     worker = locust(
         workdir, host, params, "--worker", "--master-port", str(master_port), "--exporter-port", "0"
     )
     try:
-        wait_port(exporter)
+        wait_until(lambda: port_is_open(exporter), 20, 0.1, "the exporter")
+        prometheus = prometheus_with_rules(exporter)
+        start = time.time()
         f = figures_when_stopped(exporter, SECONDS + 60)
+        end = time.time()
+        # The overview's open-model panels, queried as Grafana would over this run: each has data.
+        run_id = f["run_id"]
+        checked, empty = 0, {}
+        for query in dashboards.panel_queries(run_id, RATE_INTERVAL, "1s", int(end - start) + 10):
+            if not any(
+                m.startswith(("locust_arrival", "locust_request_intended")) for m in metrics_of(query.expr)
+            ):
+                continue
+            checked += 1
+            if query.instant:
+                result = prometheus.query(query.expr, time=end)
+            else:
+                result = prometheus.query_range(query.expr, start, end, 1)
+            if not result:
+                empty[(query.dashboard, query.panel, query.ref)] = query.expr
+        assert checked >= 4 and not empty, (checked, empty)
     finally:
         stop(worker, master, target)
     assert f["dropped"] == 0
@@ -203,24 +222,9 @@ def test_a_pool_that_cannot_keep_up_drops_arrivals_and_the_second_clock_shows_th
     target, host = start_target(service_ms=service_ms, slots=50)
     exporter = free_port()
     params = f"rate={RATE},users={users},ramp=0,duration={SECONDS}s,max_delay=1s"
-    runner = locust(
-        workdir,
-        host,
-        params,
-        "--autostart",
-        "--autoquit",
-        "20",
-        "--scenario",
-        "rate",
-        "--exporter-port",
-        str(exporter),
-        "--web-host",
-        "127.0.0.1",
-        "--web-port",
-        str(free_port()),
-    )
+    runner = locust(workdir, host, params, *autostarted(exporter))
     try:
-        wait_port(exporter)
+        wait_until(lambda: port_is_open(exporter), 20, 0.1, "the exporter")
         f = figures_when_stopped(exporter, SECONDS + 60)
     finally:
         stop(runner, target)
