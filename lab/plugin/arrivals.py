@@ -88,19 +88,22 @@ class Schedule:
             self.greenlet = gevent.spawn(self.run)
 
     def run(self) -> None:
-        due = None
+        last = due = None  # the due times of the last arrival queued and of the next one
+        rate = 0.0  # the rate `due` was reckoned at
         while True:
             now = time.time()
             if self.rate <= 0:
-                due = None
-            else:
-                due = now if due is None else due
-                # A late wake-up queues every arrival due by now, each with its own due time: nothing
-                # is moved later, and the wait counts in the intended-start latency (or drops it).
-                while due <= now:
-                    self.totals.arrivals += 1
-                    self.queue.put(due)
-                    due += 1 / self.rate
+                last = due = None
+            elif due is None or self.rate != rate:
+                # A new rate (a ramp's next second) applies from the last arrival on, never before the change.
+                due = now if last is None else max(last + 1 / self.rate, now)
+            rate = self.rate
+            # A late wake-up queues every arrival due by now, each with its own due time: nothing is
+            # moved later, and the wait counts in the intended-start latency (or drops it).
+            while due is not None and due <= now:
+                self.totals.arrivals += 1
+                self.queue.put(due)
+                last, due = due, due + 1 / rate
             self.expire(now)
             gevent.sleep(TICK_SECONDS if due is None else min(max(due - now, 0.0), TICK_SECONDS))
 

@@ -173,3 +173,21 @@ def test_the_rate_scenario_runs_only_the_classes_that_take_arrivals():
     shape.params = {"rate": 5.0, "users": 2, "ramp": 0.0, "duration": 1.0, "max_delay": 1.0}
     shape.make_plan(env)
     assert shape.pool == [Pool]  # a rate run leaves the closed classes out
+
+
+def test_arrivals_follow_the_rate_as_it_changes_by_wall_clock(environment):
+    schedule = arrivals._schedule(environment)
+    totals = arrivals.totals_of(environment)
+    started = time.time()
+    schedule.set_rate(10.0, 60.0)  # nobody takes them: a long max_delay keeps them queued, not dropped
+    gevent.sleep(1.0)
+    changed = time.time()
+    schedule.set_rate(40.0, 60.0)
+    gevent.sleep(0.5)
+    ended = time.time()
+    due = totals.arrivals
+    schedule.stop()
+    # Every arrival due by now was queued at its own time (the scheduler catches up when woken late).
+    expected = 1 + 10.0 * (changed - started) + 40.0 * (ended - changed)
+    assert abs(due - expected) <= 3, (due, expected)
+    assert totals.dropped == 0
