@@ -2,4 +2,5 @@
 subclass, or from locustfiles written before the plugin offered the shapes itself (lab.plugin.scenarios).
 Imported, they do not shadow a locustfile's own shape (they are abstract to Locust's loader)."""
 
-from lab.plugin.shapes import SHAPES, Baseline, Capacity, Mixed, Soak, Spike, Stress  # noqa: F401
+from lab.plugin.arrivals import ArrivalUser, arrivals  # noqa: F401
+from lab.plugin.shapes import SHAPES, Baseline, Capacity, Mixed, Rate, Soak, Spike, Stress  # noqa: F401

@@ -13,6 +13,7 @@ class Tick:
     stage: str
     step: int = 0  # capacity: the step's index
     user_classes: tuple[str, ...] = ()  # mixed: the phase's user classes (empty: all)
+    rate: float = 0.0  # rate: the target arrivals per second (open model); users is then the pool
 
 
 def _ramp_rate(users: int, ramp: float) -> float:
@@ -98,6 +99,23 @@ class CapacityPlan:
         return Tick(self.users[step], self.p["spawn_rate"], stage, step=step)
 
 
+class RatePlan:
+    """The open model: the target rate climbs linearly from 0 to `rate` arrivals/s over `ramp`, then holds
+    for `duration`; the pool of `users` is started at once (idle users cost nothing but memory)."""
+
+    def __init__(self, p: dict):
+        self.p = p
+        self.duration = p["ramp"] + p["duration"]
+
+    def at(self, t: float) -> Tick | None:
+        p = self.p
+        if t >= self.duration:
+            return None
+        if t < p["ramp"]:
+            return Tick(p["users"], float(p["users"]), "ramp", rate=p["rate"] * t / p["ramp"])
+        return Tick(p["users"], float(p["users"]), "steady", rate=p["rate"])
+
+
 PLANS = {
     "baseline": baseline_plan,
     "stress": stress_plan,
@@ -105,4 +123,5 @@ PLANS = {
     "soak": soak_plan,
     "capacity": CapacityPlan,
     "mixed": mixed_plan,
+    "rate": RatePlan,
 }

@@ -41,6 +41,9 @@ SPECS: dict[str, dict[str, str]] = {
         "spawn_rate": FLOAT,
     },
     "mixed": {"users": INT, "ramp": DURATION, "duration": DURATION, "phases": PHASES},
+    # The open model: users is the pool serving the arrivals (lab.plugin.arrivals), max_delay how long
+    # an arrival may wait for a free user before it is dropped.
+    "rate": {"rate": FLOAT, "users": INT, "ramp": DURATION, "duration": DURATION, "max_delay": DURATION},
 }
 SCENARIOS = tuple(SPECS)
 

@@ -5,13 +5,16 @@ The file (`slo.yaml`):
 
     objectives:
       catalog-p95:                       # the objective's name: the `objective` label of locust_slo_pass
-        metric: latency_p95              # latency_p50/p90/p95/p99, error_ratio or throughput
+        metric: latency_p95              # latency_p50/p90/p95/p99, error_ratio, throughput or dropped_ratio
         requests: "GET /api/v1/items*"   # request names (glob, optionally "METHOD glob"); default all
         max: 300ms                       # latency: seconds or 250ms/1s; error_ratio: 0..1
         abort_after: 2m                  # optional: stop a running test breaching it this long
       throughput:
         metric: throughput
         min: 20                          # requests/s over the run
+      arrivals:
+        metric: dropped_ratio            # the open model (rate scenario): arrivals dropped / arrivals due
+        max: 0                           # 0..1; `requests` does not apply: arrivals are not per request
     soak: {...}                          # drift limits read by `lab report` (see docs)
 """
 
@@ -27,7 +30,8 @@ from lab.core.yamlconf import load as load_yaml
 DEFAULT_FILE = "slo.yaml"
 
 QUANTILES = {"latency_p50": 0.5, "latency_p90": 0.9, "latency_p95": 0.95, "latency_p99": 0.99}
-METRICS = (*QUANTILES, "error_ratio", "throughput")
+METRICS = (*QUANTILES, "error_ratio", "throughput", "dropped_ratio")
+RATIOS = ("error_ratio", "dropped_ratio")
 OBJECTIVE_KEYS = ("metric", "requests", "max", "min", "abort_after", "description")
 SOAK_KEYS = (
     "max_p95_slope_seconds_per_hour",
@@ -35,7 +39,12 @@ SOAK_KEYS = (
     "max_api_memory_slope_bytes_per_hour",
     "max_locust_memory_slope_bytes_per_hour",
 )
-UNITS = {"error_ratio": "ratio", "throughput": "requests/s", **dict.fromkeys(QUANTILES, "seconds")}
+UNITS = {
+    "error_ratio": "ratio",
+    "dropped_ratio": "ratio",
+    "throughput": "requests/s",
+    **dict.fromkeys(QUANTILES, "seconds"),
+}
 
 
 @dataclass(frozen=True)
@@ -140,14 +149,18 @@ def _objective(name: str, body: LineDict, source: str) -> Objective:
         if isinstance(raw, bool) or threshold < 0:
             raise ValueError
     except (TypeError, ValueError):
-        kind = {"error_ratio": "a ratio between 0 and 1", "throughput": "requests per second"}
+        kind = {
+            "error_ratio": "a ratio between 0 and 1",
+            "dropped_ratio": "a ratio between 0 and 1",
+            "throughput": "requests per second",
+        }
         fail(
             source,
             line,
             f"objective {name!r}: {bound} {raw!r} is not {kind.get(metric, 'a latency (e.g. 250ms)')}",
         )
-    if metric == "error_ratio" and threshold > 1:
-        fail(source, line, f"objective {name!r}: max {raw!r} is above 1 (error_ratio is a ratio, 0.01 is 1%)")
+    if metric in RATIOS and threshold > 1:
+        fail(source, line, f"objective {name!r}: max {raw!r} is above 1 ({metric} is a ratio, 0.01 is 1%)")
     requests = body.get("requests", "*")
     patterns = list(requests) if isinstance(requests, LineList) else [requests]
     if not patterns or not all(isinstance(p, str) and p.strip() for p in patterns):
@@ -215,7 +228,7 @@ def with_overrides(objectives: list[Objective], text: str) -> list[Objective]:
         objective = by_name[name]
         try:
             threshold = parse_duration(raw) if objective.metric in QUANTILES else float(raw)
-            if threshold < 0 or (objective.metric == "error_ratio" and threshold > 1):
+            if threshold < 0 or (objective.metric in RATIOS and threshold > 1):
                 raise ValueError
         except ValueError:
             raise ConfigError(
@@ -251,6 +264,8 @@ class Window:
     failures: dict = field(default_factory=dict)
     response_times: dict = field(default_factory=dict)  # (method, name) -> {rounded ms: count}
     rate: float | None = None  # requests/s measured by request time, when known (else requests / duration)
+    arrivals: int = 0  # the open model's arrivals due in the window (lab.plugin.arrivals), and those dropped
+    dropped: int = 0
 
     def select(self, objective: Objective) -> list:
         return [key for key in self.requests if objective.matches(*key)]
@@ -280,6 +295,8 @@ def measure(objective: Objective, window: Window) -> tuple[float | None, int]:
     """The objective's metric over the window, and the number of requests it is based on."""
     keys = window.select(objective)
     requests = sum(window.requests[k] for k in keys)
+    if objective.metric == "dropped_ratio":
+        return (window.dropped / window.arrivals if window.arrivals else None), window.arrivals
     if objective.metric == "throughput":
         return (requests / window.duration if window.duration > 0 else 0.0), requests
     if requests == 0:

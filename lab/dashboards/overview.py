@@ -40,6 +40,12 @@ def overview(limits: Limits):
     def endpoint_quantile(q: float) -> str:
         return f"histogram_quantile({q}, sum by (method, name, le) (increase({BUCKETS}[$__range])))"
 
+    def intended_quantile(q: float) -> str:
+        return (
+            f"histogram_quantile({q}, sum by (le) "
+            f"(rate(locust_request_intended_duration_seconds_bucket{{{RUN}}}{RATE})))"
+        )
+
     panels = layout(
         (
             5,
@@ -137,6 +143,46 @@ def overview(limits: Limits):
                         "p95 response time by endpoint",
                         targets(("{{method}} {{name}}", locust_quantile(0.95, by="method, name, le"))),
                         unit="s",
+                    ),
+                ),
+            ],
+        ),
+        "Open model (rate scenario): offered load, drops, and the time from the intended start",
+        (
+            8,
+            [
+                (
+                    12,
+                    timeseries(
+                        "Offered, started and dropped arrivals per second",
+                        targets(
+                            ("offered", f"sum(locust_arrival_rate{{{RUN}}})"),
+                            ("due", f"sum(rate(locust_arrivals_total{{{RUN}}}{RATE}))"),
+                            ("dropped", f"sum(rate(locust_arrivals_dropped_total{{{RUN}}}{RATE}))"),
+                            ("requests", f"sum(rate({REQUESTS}{RATE}))"),
+                        ),
+                        unit="reqps",
+                        description="The rate scenario's target, the arrivals due, those that found no free "
+                        "user within max_delay (dropped), and the requests completed. Empty for closed-model runs.",
+                    ),
+                ),
+                (
+                    12,
+                    timeseries(
+                        "p95 from the intended start vs Locust's response time",
+                        targets(
+                            ("from intended start", intended_quantile(0.95)),
+                            ("response time", locust_quantile(0.95)),
+                            (
+                                "wait for a free user",
+                                "histogram_quantile(0.95, sum by (le) "
+                                f"(rate(locust_arrival_lateness_seconds_bucket{{{RUN}}}{RATE})))",
+                            ),
+                        ),
+                        unit="s",
+                        thresholds=limits.latency,
+                        description="The gap is the queueing a closed model hides (coordinated omission): "
+                        "each request's response time plus its arrival's wait for a free user.",
                     ),
                 ),
             ],

@@ -11,6 +11,7 @@ import importlib
 PLUGIN_MODULES = (
     "lab.plugin.runs",
     "lab.plugin.exporter",
+    "lab.plugin.arrivals",
     "lab.plugin.trim",
     "lab.plugin.checkpoint",
     # Before webauth: a foreign page gets 403, never a password prompt.

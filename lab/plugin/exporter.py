@@ -44,6 +44,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer
 from prometheus_client.utils import floatToGoString
 
+from lab.plugin.arrivals import offered_rate, totals_of
 from lab.plugin.runs import current, worker_label
 
 logger = logging.getLogger(__name__)
@@ -301,6 +302,12 @@ REQUESTS = ("locust_requests", "Requests completed")
 FAILURES = ("locust_request_failures", "Requests failed")
 DURATION = ("locust_request_duration_seconds", "Response time (Locust's rounded distribution)")
 SIZE = ("locust_response_size_bytes", "Response bytes received")
+# The open model's second clock (lab.plugin.arrivals): from the arrival's due time, not the request's start.
+INTENDED = (
+    "locust_request_intended_duration_seconds",
+    "Response time from the intended start: plus the arrival's wait for a free user (open model)",
+)
+INTENDED_HEADER = f"# HELP {INTENDED[0]} {INTENDED[1]}\n# TYPE {INTENDED[0]} histogram\n".encode()
 
 
 # The four families' HELP and TYPE lines, in the order of Row.lines.
@@ -369,8 +376,11 @@ class RequestTable:
     redone only where they moved, so a name that saw no request since the last scrape costs almost nothing.
     """
 
-    def __init__(self, run_id: str, bounds_ms: list[float], les: list[str]) -> None:
+    def __init__(
+        self, run_id: str, bounds_ms: list[float], les: list[str], duration: str = DURATION[0]
+    ) -> None:
         self.run_id = label_value(run_id)
+        self.duration = duration  # the histogram's name: Locust's response time, or the intended-start clock
         self.bounds_ms = bounds_ms
         self.les = les
         self.rows: dict[tuple[str, str], tuple[tuple, Row]] = {}
@@ -412,9 +422,9 @@ class RequestTable:
             f"{REQUESTS[0]}_total{{{labels}}} ",
             f"{FAILURES[0]}_total{{{labels}}} ",
             f"{SIZE[0]}_total{{{labels}}} ",
-            f"{DURATION[0]}_count{{{labels}}} ",
-            f"{DURATION[0]}_sum{{{labels}}} ",
-            *(f'{DURATION[0]}_bucket{{le="{le}",{labels}}} ' for le in self.les),
+            f"{self.duration}_count{{{labels}}} ",
+            f"{self.duration}_sum{{{labels}}} ",
+            *(f'{self.duration}_bucket{{le="{le}",{labels}}} ' for le in self.les),
         )
 
 
@@ -449,6 +459,8 @@ class LocustCollector:
         self.names = Folder("name", max_names)
         self.errors = Folder("error", max_errors)
         self.table = RequestTable("", self.bounds_ms, self.les)
+        self.intended_table = RequestTable("", self.bounds_ms, self.les, INTENDED[0])
+        self.lateness_buckets = Buckets(self.bounds_ms)
         self.lock = threading.Lock()  # scrapes may come in on several server threads at once
 
     def describe(self) -> list:
@@ -468,17 +480,20 @@ class LocustCollector:
             scrape = self.read()
             if scrape is None:
                 return b""
-            _runner, _run, rows = scrape
+            _runner, _run, rows, intended = scrape
             parts = []
             for i, header in enumerate(REQUEST_HEADERS):
                 parts.append(header)
                 parts += [row.lines[i] for _key, row in rows]
+            if intended:
+                parts.append(INTENDED_HEADER)
+                parts += [row.lines[2] for _key, row in intended]  # only the histogram of those rows
             others = list(self.other_families(scrape))
         parts.append(generate_latest(Families(others)))
         return b"".join(parts)
 
     def read(self) -> tuple | None:
-        """(runner, run, request rows) of this scrape; None before there is a runner."""
+        """(runner, run, request rows, intended-start rows) of this scrape; None before there is a runner."""
         runner = self.environment.runner
         if runner is None:
             return None
@@ -489,14 +504,15 @@ class LocustCollector:
             self.names = Folder("name", self.max_names)
             self.errors = Folder("error", self.max_errors)
             self.table = RequestTable(run_id, self.bounds_ms, self.les)
-        return (
-            runner,
-            run,
-            self.table.update(fold_entries(stats_of(runner, run).entries.values(), self.names)),
-        )
+            self.intended_table = RequestTable(run_id, self.bounds_ms, self.les, INTENDED[0])
+        rows = self.table.update(fold_entries(stats_of(runner, run).entries.values(), self.names))
+        totals = totals_of(self.environment)
+        # Its names are request names too, admitted above: they fold the same way.
+        entries = [e for e in totals.intended.entries.values() if e.num_requests] if totals else []
+        return runner, run, rows, self.intended_table.update(fold_entries(entries, self.names))
 
     def request_families(self, scrape: tuple) -> Iterator:
-        _runner, run, rows = scrape
+        _runner, run, rows, intended_rows = scrape
         run_id = run.run_id if run else ""
         labels = ["run_id", "method", "name"]
         requests = CounterMetricFamily(*REQUESTS, labels=labels)
@@ -512,10 +528,19 @@ class LocustCollector:
             )
             size.add_metric(values, row.content_length)
         yield from (requests, failures, duration, size)
+        if intended_rows:
+            intended = HistogramMetricFamily(*INTENDED, labels=labels)
+            for (method, name), row in intended_rows:
+                intended.add_metric(
+                    [run_id, method, name],
+                    list(zip(self.les, row.cumulative, strict=True)),
+                    row.duration_sum_ms / 1000,
+                )
+            yield intended
 
     def other_families(self, scrape: tuple) -> Iterator:
         """Errors, folding, runner, workers and run: a few series whatever the number of names."""
-        runner, run, _rows = scrape
+        runner, run = scrape[:2]
         run_id = run.run_id if run else ""
         errors = CounterMetricFamily(
             "locust_errors", "Failures by normalised error text", labels=["run_id", "method", "name", "error"]
@@ -533,6 +558,7 @@ class LocustCollector:
         folded.add_metric([run_id, "error"], len(self.errors.folded))
         yield from (errors, folded)
         yield from self.runner_metrics(run_id, runner)
+        yield from self.arrival_metrics(run_id)
         if run is not None:
             yield from self.run_metrics(run)
 
@@ -551,6 +577,33 @@ class LocustCollector:
         yield from (users, state)
         if is_master:
             yield from worker_metrics(run_id, runner)
+
+    def arrival_metrics(self, run_id: str) -> Iterator:
+        """The open model's arrivals (lab.plugin.arrivals), once a test has offered any."""
+        totals, offered = totals_of(self.environment), offered_rate(self.environment)
+        if totals is None or not (totals.arrivals or offered):
+            return
+        rate = GaugeMetricFamily(
+            "locust_arrival_rate", "Target arrivals per second (offered)", labels=["run_id"]
+        )
+        rate.add_metric([run_id], offered)
+        arrivals = CounterMetricFamily(
+            "locust_arrivals", "Arrivals due (task executions offered)", labels=["run_id"]
+        )
+        arrivals.add_metric([run_id], totals.arrivals)
+        dropped = CounterMetricFamily(
+            "locust_arrivals_dropped", "Arrivals that found no free user within max_delay", labels=["run_id"]
+        )
+        dropped.add_metric([run_id], totals.dropped)
+        lateness = HistogramMetricFamily(
+            "locust_arrival_lateness_seconds", "Wait of a started arrival for a free user", labels=["run_id"]
+        )
+        entry = totals.lateness
+        cumulative = self.lateness_buckets.counts(entry.response_times)
+        lateness.add_metric(
+            [run_id], list(zip(self.les, cumulative, strict=True)), entry.total_response_time / 1000
+        )
+        yield from (rate, arrivals, dropped, lateness)
 
     def run_metrics(self, run) -> Iterator:
         info = GaugeMetricFamily("locust_run_info", "The current run", labels=["run_id", "scenario", "host"])

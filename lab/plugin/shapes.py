@@ -15,7 +15,7 @@ from lab.core.capacity import CapacitySearch
 from lab.core.plans import PLANS, Tick
 from lab.core.slo import requests_per_second
 from lab.core.yamlconf import ConfigError
-from lab.plugin import runs
+from lab.plugin import arrivals, runs
 from lab.plugin.trim import TRIM_INTERVAL_SECONDS
 from lab.plugin.verdicts import snapshot, window_between
 
@@ -111,6 +111,29 @@ class Mixed(ScenarioShape):
     def to_locust(self, tick: Tick):
         available = self.runner.environment.available_user_classes
         return tick.users, tick.spawn_rate, [available[name] for name in tick.user_classes]
+
+
+class Rate(ScenarioShape):
+    """Can it take N requests per second? The open model: arrivals at a target rate (ramped, then held),
+    served by a pool of the locustfile's user classes that derive from lab.shapes.ArrivalUser (the others
+    are left out); late arrivals are dropped and counted (lab.plugin.arrivals)."""
+
+    scenario = "rate"
+    pool: list = []
+
+    def make_plan(self, environment):
+        available = environment.available_user_classes or {c.__name__: c for c in environment.user_classes}
+        self.pool = [c for c in available.values() if arrivals.uses_arrivals(c)]
+        if not self.pool:
+            raise ConfigError(
+                f"rate: none of the user classes ({', '.join(available)}) takes arrivals; derive one from "
+                "lab.shapes.ArrivalUser (class MyUser(ArrivalUser, HttpUser))"
+            )
+        return super().make_plan(environment)
+
+    def to_locust(self, tick: Tick):
+        arrivals.set_rate(self.runner.environment, tick.rate, self.params["max_delay"])
+        return tick.users, tick.spawn_rate, self.pool
 
 
 @dataclass
@@ -212,7 +235,7 @@ class Capacity(ScenarioShape):
             run.capacity = self.search.to_dict()
 
 
-SHAPES = {cls.scenario: cls for cls in (Baseline, Stress, Spike, Soak, Capacity, Mixed)}
+SHAPES = {cls.scenario: cls for cls in (Baseline, Stress, Spike, Soak, Capacity, Mixed, Rate)}
 # Locust's loader takes every non-abstract LoadTestShape in a locustfile's namespace and runs the first
 # one found: marked abstract, the lab's shapes imported into a locustfile never shadow its own shape.
 for _shape in SHAPES.values():

@@ -371,6 +371,8 @@ def criteria_text(objectives: list) -> str:
             text = f"errors under {o.threshold * 100:g}%"
         elif o.metric == "throughput":
             text = f"at least {o.threshold:g} requests/s"
+        elif o.metric == "dropped_ratio":
+            text = f"dropped arrivals under {o.threshold * 100:g}%"
         else:
             limit = f"{o.threshold:g} s" if o.threshold >= 1 else f"{o.threshold * 1000:g} ms"
             text = f"{o.metric.removeprefix('latency_')} under {limit}"

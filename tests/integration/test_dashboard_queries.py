@@ -24,7 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "prometheus" / "rules"
 # Served by the compose stack only: the API and the exporters, and what needs the lab's SLO file or
 # capacity search (the locustfile here registers runs and the exporter only).
-ELSEWHERE = re.compile(r"^(http_|api_|pg_|redis_|process_|locust_slo_pass$|locust_capacity_)")
+# The open model's series come from rate-scenario runs only: tests/integration/test_arrivals.py checks them.
+ELSEWHERE = re.compile(
+    r"^(http_|api_|pg_|redis_|process_|locust_slo_pass$|locust_capacity_|locust_arrival|locust_request_intended)"
+)
 RATE_INTERVAL = "4s"  # four scrapes, as Grafana's $__rate_interval would be
 
 

@@ -235,3 +235,15 @@ def test_load_thresholds_gives_the_objectives_and_the_soak_limits_the_file_sets(
     thresholds = slo.load_thresholds(path)
     assert [(o.name, o.threshold) for o in thresholds.objectives] == [("errors", 0.02)]
     assert thresholds.soak == {"max_p95_slope_seconds_per_hour": 1.0}
+
+
+def test_dropped_ratio_judges_the_arrivals_dropped_of_those_due():
+    (objective,) = parse("objectives:\n  arrivals: {metric: dropped_ratio, max: 0.01}\n")
+    window = slo.Window(duration=10.0, percentile=None, arrivals=500, dropped=10)
+    verdict = slo.judge(objective, window)
+    assert (verdict.passed, verdict.value, verdict.unit, verdict.requests) == (False, 0.02, "ratio", 500)
+    assert (
+        slo.judge(objective, slo.Window(duration=10.0, percentile=None)).passed is None
+    )  # a closed run: nothing to judge
+    with pytest.raises(ConfigError, match="max 2 is above 1 \\(dropped_ratio is a ratio"):
+        parse("objectives:\n  a: {metric: dropped_ratio, max: 2}\n")
