@@ -40,13 +40,6 @@ NO_SERIES = (
 )
 # The capacity search's knee rule when capacity.json does not say (scenarios.yaml's default).
 DEFAULT_MIN_GROWTH = 0.25
-# Used for the limits the SLO file's `soak:` section does not set (keys as in lab.core.slo.SOAK_KEYS).
-SOAK_DEFAULTS = {
-    "max_p95_slope_seconds_per_hour": 0.05,
-    "max_error_ratio_slope_per_hour": 0.005,
-    "max_api_memory_slope_bytes_per_hour": 50 * 2**20,
-    "max_locust_memory_slope_bytes_per_hour": 50 * 2**20,
-}
 
 
 def register(subparsers) -> None:
@@ -140,20 +133,15 @@ def load_run(results: Path, run_id: str | None) -> RunRecord:
 
 
 def load_thresholds(path: Path) -> dict:
-    """The SLO file's objectives (the capacity criteria) and soak limits, defaults for limits it lacks."""
-    thresholds = {"objectives": [], "soak": dict(SOAK_DEFAULTS), "source": "built-in defaults"}
+    """The SLO file's objectives (the capacity criteria) and soak limits (lab.core.slo.load_thresholds:
+    locust/slo.yaml is their one source); a soak limit the file does not set is not judged."""
     if not path.is_file():
-        return thresholds
+        return {"objectives": [], "soak": {}, "source": "no SLO file"}
     try:
-        data = yamlconf.load(path)
-        thresholds["objectives"] = slo.parse(data, str(path))
+        thresholds = slo.load_thresholds(path)
     except yamlconf.ConfigError as exc:
         raise LabError(str(exc)) from None
-    soak = data.get("soak") or {}
-    thresholds["soak"].update({key: float(value) for key, value in soak.items()})
-    unset = [key for key in SOAK_DEFAULTS if key not in soak]
-    thresholds["source"] = str(path) + (f", built-in defaults for {', '.join(unset)}" if unset else "")
-    return thresholds
+    return {"objectives": thresholds.objectives, "soak": thresholds.soak, "source": str(path)}
 
 
 def range_step(duration: float) -> float:
@@ -399,7 +387,7 @@ def soak_section(over_time: dict, thresholds: dict) -> dict:
     for label, key, limit_key, unit in SOAK_CHECKS:
         points = over_time["latency"][0.95] if key == "p95" else over_time[key]
         found = analysis.drift(points, *window) if window else None
-        limit = thresholds["soak"][limit_key]
+        limit = thresholds["soak"].get(limit_key)  # None: the SLO file sets no limit, not judged
         checks.append(
             {
                 "check": label,
@@ -410,14 +398,14 @@ def soak_section(over_time: dict, thresholds: dict) -> dict:
                 "last": None if found is None else found["last"],
                 "plateau": None if found is None else found["plateau"],
                 # Without data, no drift can be claimed absent: a missing series fails the check.
-                "passed": found is not None and found["per_hour"] < limit,
+                "passed": None if limit is None else found is not None and found["per_hour"] < limit,
             }
         )
     return {
         "window": list(window) if window else None,
         "method": "median of the last third of the steady part minus the median of its middle third, per hour",
         "checks": checks,
-        "verdict": "PASS" if all(c["passed"] for c in checks) else "FAIL",
+        "verdict": "PASS" if all(c["passed"] is not False for c in checks) else "FAIL",
         "thresholds_source": thresholds["source"],
     }
 

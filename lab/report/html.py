@@ -114,9 +114,11 @@ def _soak_rows(soak) -> list[list]:
     return [
         [
             c["check"],
-            _mark(c["passed"]),
+            "not judged" if c["passed"] is None else _mark(c["passed"]),
             "no data" if c["drift_per_hour"] is None else _per_hour(c["drift_per_hour"], c["unit"]),
-            _per_hour(c["max_drift_per_hour"], c["unit"]),
+            "none in the SLO file"
+            if c["max_drift_per_hour"] is None
+            else _per_hour(c["max_drift_per_hour"], c["unit"]),
             "-" if c["plateau"] is None else f"since {_utc(c['plateau']['since'])} UTC",
         ]
         for c in soak["checks"]

@@ -9,6 +9,7 @@ import socket
 import threading
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +91,9 @@ def make_run(folder, scenario="baseline", run_id=RUN_ID):
     )
 
 
-THRESHOLDS = {"objectives": [], "soak": dict(report.SOAK_DEFAULTS), "source": "built-in defaults"}
+# The soak limits of the lab's own SLO file, without its objectives.
+SLO_FILE = Path(__file__).resolve().parents[2] / "locust" / "slo.yaml"
+THRESHOLDS = {**report.load_thresholds(SLO_FILE), "objectives": []}
 
 
 def test_whole_run_figures_are_locusts_own_from_the_runs_csv(tmp_path):
@@ -214,15 +217,22 @@ def objectives(tmp_path):
     return report.load_thresholds(slo_file)
 
 
-def test_thresholds_come_from_the_slo_file_with_defaults_for_missing_soak_keys(tmp_path):
+def test_thresholds_come_from_the_slo_file_and_a_soak_limit_it_does_not_set_is_not_judged(tmp_path):
     thresholds = objectives(tmp_path)
-    assert thresholds["soak"]["max_p95_slope_seconds_per_hour"] == 0.02
-    assert (
-        thresholds["soak"]["max_error_ratio_slope_per_hour"]
-        == report.SOAK_DEFAULTS["max_error_ratio_slope_per_hour"]
+    assert thresholds["soak"] == {"max_p95_slope_seconds_per_hour": 0.02}
+    assert thresholds["source"] == str(tmp_path / "slo.yaml")
+    assert report.load_thresholds(tmp_path / "missing.yaml") == {
+        "objectives": [],
+        "soak": {},
+        "source": "no SLO file",
+    }
+    soak = report.build(make_run(tmp_path, "soak"), responses(), {}, thresholds)["soak"]
+    judged = {c["check"]: c["passed"] for c in soak["checks"]}
+    assert [name for name, passed in judged.items() if passed is not None] == ["p95 latency"]
+    assert soak["verdict"] == "PASS"
+    assert "none in the SLO file" in render(
+        report.build(make_run(tmp_path, "soak"), responses(), {}, thresholds)
     )
-    assert "built-in defaults for max_error_ratio_slope_per_hour" in thresholds["source"]
-    assert report.load_thresholds(tmp_path / "missing.yaml")["source"] == "built-in defaults"
 
 
 def test_a_wrong_slo_file_is_a_lab_error_naming_the_line(tmp_path):
@@ -354,7 +364,7 @@ def test_soak_memory_that_steps_up_and_stays_reports_its_plateau(tmp_path):
 
 
 def test_soak_fails_on_a_drift_above_its_limit_or_without_data(tmp_path):
-    strict = {**THRESHOLDS, "soak": {**report.SOAK_DEFAULTS, "max_api_memory_slope_bytes_per_hour": 1e6}}
+    strict = {**THRESHOLDS, "soak": {**THRESHOLDS["soak"], "max_api_memory_slope_bytes_per_hour": 1e6}}
     soak = report.build(make_run(tmp_path, "soak"), responses(), {}, strict)["soak"]
     assert [c["check"] for c in soak["checks"] if not c["passed"]] == ["API resident memory"]
     assert soak["verdict"] == "FAIL"
