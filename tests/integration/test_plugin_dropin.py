@@ -3,7 +3,6 @@ from a folder without the lab's files it runs with scenarios and SLOs off, expor
 makes no worker warn; a locustfile with its own shape runs it unless --scenario names a lab scenario.
 Real Locust processes against a loopback target; every run is bounded by -t or its shape."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -13,9 +12,9 @@ import pytest
 import requests
 
 from tests.support.local_services import free_port, wait_until
+from tests.support.locust import PLUGIN, locust_command, locust_env, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = ROOT / "compose" / "locust" / "lab_plugin.py"
 TARGET = Path(__file__).with_name("scenarios_target.py")
 TIMEOUT = 90
 
@@ -63,9 +62,9 @@ def target():
 def locust(folder: Path, *args: str, stdout=subprocess.PIPE) -> subprocess.Popen:
     """Locust with the plugin, started in `folder` (which holds no lab file unless the test put one)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", f"locustfile.py,{PLUGIN}", "--loglevel", "INFO", *args],
+        locust_command(["locustfile.py", PLUGIN], "--loglevel", "INFO", *args),
         cwd=folder,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        env=locust_env(),
         stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
@@ -101,10 +100,8 @@ def test_a_plain_locustfile_runs_with_the_plugin_from_an_empty_folder(tmp_path, 
             outputs = [w.communicate(timeout=TIMEOUT)[0] for w in workers]
             assert master.wait(timeout=TIMEOUT) == 0, master_log.read_text()
         finally:
-            for process in (master, *workers):
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+            for process in (*workers, master):
+                stop_process(process)
     assert "locust_requests_total" in metrics
     log = master_log.read_text()
     assert "no scenarios.yaml given or found: the lab's scenarios are off" in log, log
