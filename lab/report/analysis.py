@@ -45,7 +45,9 @@ def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None
     in_bucket = counts[index] - below
     if in_bucket == 0:
         return bounds[index]
-    return lower + (bounds[index] - lower) * (rank - below) / in_bucket
+    # Interpolated down from the bucket's upper bound and kept within the bucket: a rank at either edge
+    # gives exactly that edge, never a float a hair outside it (which would read as the next bucket).
+    return max(lower, bounds[index] - (bounds[index] - lower) * (counts[index] - rank) / in_bucket)
 
 
 def bucket_bounds(value: float, bounds: Iterable[float]) -> tuple[float, float]:
