@@ -160,12 +160,25 @@ class Stack:
         return run_id
 
     def settle(self, run_id: str) -> None:
-        """Wait two scrape intervals, so that the run's last figures are in Prometheus, and note when.
+        """Wait until the master has ended the run (its workers' final reports in, its verdicts judged)
+        and Prometheus has scraped it after that, then one 15 s query step more, and note when.
 
-        A later run replaces this one's series (they go stale), so tests query a past run at
-        `self.settled_at[run_id]`, not at the present.
+        The step matters: a range query at a 15 s step (as the dashboards ask) must have a point after
+        the run's end for its last figures, its verdicts and its stop to show. A later run replaces this
+        one's series (they go stale), so tests query a past run at `self.settled_at[run_id]`.
         """
-        time.sleep(12)
+        query = urllib.parse.urlencode({"run_id": run_id})
+        ended_at = self.wait_for(
+            lambda: http_json(f"{self.locust_url}/lab/run?{query}").get("ended_at"),
+            60,
+            f"the master did not end run {run_id}",
+        )
+        self.wait_for(
+            lambda: self.query(f'max(timestamp(locust_runner_state{{run_id="{run_id}"}})) > {ended_at:.3f}'),
+            60,
+            f"Prometheus did not scrape run {run_id} after its end",
+        )
+        time.sleep(15)
         self.settled_at[run_id] = time.time()
 
 
