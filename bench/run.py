@@ -9,6 +9,12 @@ say so in the document, and the exit status is 1.
     python bench/run.py --only api       # one section (repeatable), printed unless --output is given
     python bench/run.py --quick          # a fast smoke of every section, printed unless --output is given
     python bench/run.py --many-workers   # also a master with 25, 50 and 100 workers (about 10 minutes more)
+    python bench/run.py --long-soak      # also the 2-hour soak of the master's memory
+    python bench/run.py --only stack --update   # re-measure one section in docs/benchmarks.md, keep the rest
+
+docs/benchmarks.md keeps each section between markers with its command, date and figures, so that a run
+that leaves out a section (the long options, or --update) carries that section over from the last run
+that measured it, saying when that was, instead of dropping it.
 """
 
 import argparse
@@ -16,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import subprocess
@@ -32,6 +39,10 @@ DOC = REPO / "docs" / "benchmarks.md"
 # bench/soak.py's own compressed setting: a 120 s history window fills in the first 3 minutes, so the
 # last 4 are fitted with the lab's trimming at work (the lab's default window is 600 s).
 SOAK_MINUTES = 7
+# The long soak (--long-soak): two hours at the lab's own 600 s history window; the fit leaves out the
+# first third, so it covers the last two thirds of the run. Its raw samples go next to the document.
+LONG_SOAK_MINUTES = 120
+SOAK_SAMPLES = REPO / "docs" / "soak-samples.csv"
 BUDGET_SECONDS = 29 * 60  # the whole run; each section's bound is cut to what is left
 MIN_SECONDS = 60
 STACK_PROJECT = "loadlab-bench"  # bench/stack.py's compose project
@@ -67,8 +78,34 @@ SECTIONS = (
         (SOAK_MINUTES + 2) * 60,
     ),
     Section("stack", "bench/stack.py", ("--hold", "2m"), ("--quick",), 480, json=True),
-    Section("workers", "bench/workers.py", (), ("--workers", "2,4", "--seconds", "6"), 1500, optional=True),
+    Section(
+        "workers",
+        "bench/workers.py",
+        (),
+        ("--workers", "2,4", "--seconds", "6"),
+        1500,
+        json=True,
+        optional=True,
+    ),
+    Section(
+        "long-soak",
+        "bench/soak.py",
+        (
+            "--minutes",
+            str(LONG_SOAK_MINUTES),
+            "--warmup-minutes",
+            str(LONG_SOAK_MINUTES // 3),
+            "--samples",
+            str(SOAK_SAMPLES.relative_to(REPO)),
+        ),
+        ("--minutes", "2"),
+        (LONG_SOAK_MINUTES + 5) * 60,
+        json=True,
+        optional=True,
+    ),
 )
+BY_NAME = {s.name: s for s in SECTIONS}
+MARK = re.compile(r"<!-- bench-section (\{.*?\}) -->\n(.*?)\n<!-- /bench-section -->", re.DOTALL)
 
 
 @dataclass
@@ -81,22 +118,58 @@ class Outcome:
     load_before: float
     load_after: float
     figures: dict | None = None
+    measured: str = ""  # UTC date and time the section ran
+    carried: bool = False  # taken from the document of an earlier run
+
+    def shown_command(self) -> str:
+        shown = (
+            self.command[1 : self.command.index("--json")] if "--json" in self.command else self.command[1:]
+        )
+        return shlex.join(["python", *shown])
+
+    def block(self) -> str:
+        """The section in the document, between markers that let a later run carry it over."""
+        meta = {
+            "name": self.section.name, "command": self.command, "status": self.status, "seconds": self.seconds,
+            "load": [self.load_before, self.load_after], "measured": self.measured, "figures": self.figures,
+        }  # fmt: skip
+        return f"<!-- bench-section {json.dumps(meta)} -->\n{self.markdown.strip()}\n<!-- /bench-section -->"
+
+
+def earlier_outcomes(document: Path) -> dict[str, Outcome]:
+    """The sections an earlier run wrote into the document, by name."""
+    if not document.is_file():
+        return {}
+    found = {}
+    for match in MARK.finditer(document.read_text()):
+        meta = json.loads(match.group(1))
+        section = BY_NAME.get(meta["name"])
+        if section is None:  # a section this checkout no longer has
+            continue
+        found[section.name] = Outcome(
+            section, meta["command"], match.group(2), meta["seconds"], meta["status"], *meta["load"],
+            figures=meta["figures"], measured=meta["measured"], carried=True,
+        )  # fmt: skip
+    return found
 
 
 def run_section(section: Section, quick: bool, workdir: Path, budget: float) -> Outcome:
     json_path = workdir / f"{section.name}.json"
     command = section.command(quick, json_path)
     load_before = os.getloadavg()[0]
+    measured = now()
     if not (REPO / section.script).is_file():
         text = (
             f"## {section.name}\n\nNot measured in this run: this section is produced by `{section.script}`, "
             "which this checkout does not have.\n"
         )
-        return Outcome(section, command, text, 0.0, "missing", load_before, load_before)
+        return Outcome(section, command, text, 0.0, "missing", load_before, load_before, measured=measured)
     timeout = min(section.timeout, budget)
     if timeout < MIN_SECONDS:
         text = f"## {section.name}\n\nNot measured in this run: the run's time budget was spent.\n"
-        return Outcome(section, command, text, 0.0, "skipped (time budget)", load_before, load_before)
+        return Outcome(
+            section, command, text, 0.0, "skipped (time budget)", load_before, load_before, measured=measured
+        )
     print(f"\n=== {section.name}: {shlex.join(command)}", file=sys.stderr, flush=True)
     out_path = workdir / f"{section.name}.md"
     start = time.monotonic()
@@ -127,7 +200,13 @@ def run_section(section: Section, quick: bool, workdir: Path, budget: float) -> 
         )
     figures = json.loads(json_path.read_text()) if section.json and json_path.is_file() else None
     print(f"=== {section.name}: {status} in {seconds:.0f} s", file=sys.stderr, flush=True)
-    return Outcome(section, command, text, seconds, status, load_before, os.getloadavg()[0], figures)
+    return Outcome(
+        section, command, text, seconds, status, load_before, os.getloadavg()[0], figures, measured
+    )
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def relay(stream, tail: deque) -> None:
@@ -189,7 +268,7 @@ def machine() -> list[tuple[str, str]]:
             if line.startswith("PRETTY_NAME="):
                 distro = line.split("=", 1)[1].strip('"')
     return [
-        ("date (UTC)", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")),
+        ("date (UTC)", now()),
         ("CPU", model),
         ("cores", str(os.cpu_count())),
         ("memory", f"{mem_kib / 1024**2:.1f} GiB"),
@@ -251,21 +330,42 @@ def summary(outcomes: list[Outcome]) -> list[str]:
             f"| Prometheus series, default scenario | {after['head_series']:,.0f} | - |",
             f"| Prometheus disk per hour (WAL, measured) | {wal_hour:,.0f} MiB | - |",
         ]
+    workers = figures.get("workers")
+    if workers:
+        for count in sorted({c["workers"] for c in workers["clusters"]}):
+            pair = {c["variant"]: c["master_cpu_ratio"] for c in workers["clusters"] if c["workers"] == count}
+            if len(pair) == 2:
+                points = (pair["lab"] - pair["plain Locust"]) * 100
+                lines.append(
+                    f"| master CPU, lab − plain Locust, {count} workers | {points:+.1f} points "
+                    f"(lab {pair['lab']:.1%}, plain {pair['plain Locust']:.1%}) "
+                    f"| {'within 2 points' if count == 100 else '-'} |"
+                )
+    soak = figures.get("long-soak")
+    if soak:
+        for master in soak["masters"]:
+            lines.append(
+                f"| master RSS slope over the last two thirds of {soak['minutes']:g} minutes, {master['label']} "
+                f"| {master['slope_mib_per_hour']:+.2f} ± {2 * master['standard_error']:.2f} MiB/hour (± 2 s.e.) "
+                f"| {'within its error bar of 0' if master['label'] == 'with plugin' else '-'} |"
+            )
     lines.append("")
     lines.append(
-        "The other sections below hold the demo API's, the exporter's render and the soak's figures."
+        "The other sections below hold the demo API's, the exporter's render and the soak's figures; "
+        "each section's command, date and load are in the commands table."
     )
     return lines
 
 
-def document(outcomes: list[Outcome], quick: bool, total_seconds: float) -> str:
+def document(outcomes: list[Outcome], run_command: str, total_seconds: float) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Load Lab's own overhead, measured by `make bench` (`python bench/run.py`) in one run on one machine. "
-        "Regenerate this file with `make bench`; run one part with `python bench/run.py --only loadgen` "
-        "(loadgen, exporter, api, soak, stack, workers), which prints its Markdown; `--many-workers` adds the "
-        "workers section to a full run.",
+        "Load Lab's own overhead, measured by `make bench` (`python bench/run.py`) on one machine. Regenerate "
+        "this file with `make bench`; `--many-workers` and `--long-soak` add the two long sections to a run, and "
+        "`python bench/run.py --only stack --update` re-measures one section in place. A run that leaves a "
+        "section out carries it over from the last run that measured it: the commands table says when each "
+        "section ran. `python bench/run.py --only loadgen` (without --update) prints one section.",
         "",
         "**Noise.** The machine below is small and was shared: other jobs (test suites, other compose stacks) "
         "ran at the same time, as the load averages in the commands table show. Absolute requests/s are "
@@ -283,22 +383,21 @@ def document(outcomes: list[Outcome], quick: bool, total_seconds: float) -> str:
         "",
         "## Commands",
         "",
-        f"`python bench/run.py{' --quick' if quick else ''}` ran these, one after the other, in "
-        f"{total_seconds / 60:.1f} minutes (loadgen, exporter and stack also get `--json FILE`, for the summary):",
+        f"`{run_command}` ran the sections not marked as carried over, one after the other, in "
+        f"{total_seconds / 60:.1f} minutes (sections with figures in the summary also get `--json FILE`):",
         "",
-        "| section | command | status | minutes | load average before / after |",
-        "| --- | --- | --- | ---: | --- |",
+        "| section | command | status | ran at (UTC) | minutes | load average before / after |",
+        "| --- | --- | --- | --- | ---: | --- |",
     ]
     for o in outcomes:
-        shown = o.command[1 : o.command.index("--json")] if "--json" in o.command else o.command[1:]
-        command = shlex.join(["python", *shown])
+        status = f"{o.status} (carried over)" if o.carried else o.status
         lines.append(
-            f"| {o.section.name} | `{command}` | {o.status} | {o.seconds / 60:.1f} "
-            f"| {o.load_before:.1f} / {o.load_after:.1f} |"
+            f"| {o.section.name} | `{o.shown_command()}` | {status} | {o.measured} "
+            f"| {f'{o.seconds / 60:.1f}' if o.seconds else '-'} | {o.load_before:.1f} / {o.load_after:.1f} |"
         )
     lines += ["", *summary(outcomes), ""]
     for o in outcomes:
-        lines += [o.markdown.strip(), ""]
+        lines += [o.block(), ""]
     return "\n".join(lines)
 
 
@@ -313,15 +412,29 @@ def main() -> int:
         help="also run the workers section (25, 50, 100 worker processes; beyond the 30-minute budget)",
     )
     parser.add_argument(
+        "--long-soak",
+        action="store_true",
+        help=f"also run the {LONG_SOAK_MINUTES}-minute soak (beyond the 30-minute budget)",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help=f"with --only: put the sections it runs into {DOC.relative_to(REPO)}, keeping the others",
+    )
+    parser.add_argument(
         "--output", type=Path, help=f"write the document here (default for a full run: {DOC})"
     )
     args = parser.parse_args()
-    output = args.output or (None if args.quick or args.only else DOC)
+    if args.update and (not args.only or args.quick):
+        parser.error("--update re-measures the sections named with --only (and not --quick)")
+    output = args.output or (None if args.quick or (args.only and not args.update) else DOC)
+    wanted = {"workers": args.many_workers, "long-soak": args.long_soak}
     sections = [
-        s for s in SECTIONS if (s.name in args.only if args.only else not s.optional or args.many_workers)
+        s for s in SECTIONS if (s.name in args.only if args.only else not s.optional or wanted[s.name])
     ]
+    run_command = shlex.join(["python", "bench/run.py", *sys.argv[1:]])
 
-    outcomes: list[Outcome] = []
+    ran: dict[str, Outcome] = {}
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         try:
@@ -329,18 +442,24 @@ def main() -> int:
                 # An optional section brings its own time on top of the default run's budget.
                 extra = sum(s.timeout for s in sections if s.optional)
                 budget = BUDGET_SECONDS + extra - (time.monotonic() - start)
-                outcomes.append(run_section(section, args.quick, Path(tmp), budget))
+                ran[section.name] = run_section(section, args.quick, Path(tmp), budget)
         finally:
             if any(s.name == "stack" for s in sections):
                 remove_leftover_stack(Path(tmp))
-    text = document(outcomes, args.quick, time.monotonic() - start)
+    if output == DOC:  # what this run left out, as the last run that measured it wrote it
+        earlier = earlier_outcomes(DOC)
+        outcomes = [ran.get(s.name) or earlier.get(s.name) for s in SECTIONS]
+        outcomes = [o for o in outcomes if o is not None]
+    else:
+        outcomes = list(ran.values())
+    text = document(outcomes, run_command, time.monotonic() - start)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
         print(f"\nwrote {output}", file=sys.stderr)
     else:
         print(text)
-    return 0 if all(o.status == "ok" for o in outcomes) else 1
+    return 0 if all(o.status == "ok" for o in ran.values()) else 1
 
 
 if __name__ == "__main__":

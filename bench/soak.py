@@ -10,12 +10,14 @@ Locust's master grows with time and request names, not with the request rate (on
 name, one chart row every 5 s): a moderate rate over many names compresses hours of growth into
 minutes. Everything it starts it stops. Prints a Markdown section.
 
-Usage: python bench/soak.py --minutes 30      (the documented run)
+Usage: python bench/soak.py --minutes 120 --warmup-minutes 40   (the long run: `make bench BENCH_ARGS=--long-soak`)
+       python bench/soak.py --minutes 30
        python bench/soak.py --minutes 7 --history-seconds 120   (shorter: a smaller window fills sooner)
        python bench/soak.py --minutes 2      (a smoke check: too short for the window to fill)
 """
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -133,15 +135,48 @@ def run(args) -> tuple[list[Cluster], float, int]:
     return clusters, elapsed, server.served
 
 
-def section(args, clusters: list[Cluster], elapsed: float, served: int) -> str:
+def fits(args, clusters: list[Cluster]) -> list[dict]:
+    """Each master's fitted samples and slope: after the warm-up, before the run's end."""
     warmup = args.warmup_minutes * 60
     # The run ends at --minutes (its timer starts once the worker is in): then the master writes its
     # results (CSV, HTML report), a one-off allocation that is not steady state.
     end = args.minutes * 60 - END_MARGIN_SECONDS
+    found = []
+    for cluster in clusters:
+        fitted = [(t, rss) for t, rss in cluster.samples if warmup <= t <= end]
+        slope, se = slope_per_hour(fitted)
+        found.append({
+            "label": cluster.label.replace("-", " "),
+            "samples_fitted": len(fitted),
+            "rss_after_warmup_mib": fitted[0][1] / 2**20,
+            "rss_at_end_mib": fitted[-1][1] / 2**20,
+            "slope_mib_per_hour": slope,
+            "standard_error": se,
+        })  # fmt: skip
+    return found
+
+
+def sample_table(clusters: list[Cluster], rows: int = 12) -> list[str]:
+    """The raw samples, thinned to about `rows` moments: each master's RSS at the sample nearest each."""
+    last = min(c.samples[-1][0] for c in clusters)
+    every = max(60, round(last / rows / 60) * 60)  # whole minutes
+    header = " | ".join(f"{c.label.replace('-', ' ')} (MiB)" for c in clusters)
+    lines = [f"| minute | {header} |", "| ---: |" + " ---: |" * len(clusters)]
+    for moment in range(0, int(last) + 1, every):
+        nearest = [min(c.samples, key=lambda s, m=moment: abs(s[0] - m))[1] / 2**20 for c in clusters]
+        lines.append(f"| {moment / 60:.0f} | " + " | ".join(f"{rss:.1f}" for rss in nearest) + " |")
+    return lines
+
+
+def section(args, clusters: list[Cluster], elapsed: float, served: int) -> str:
+    warmup = args.warmup_minutes * 60
+    options = f"--minutes {args.minutes:g} --warmup-minutes {args.warmup_minutes:g}"
+    if args.history_seconds != DEFAULT_HISTORY_SECONDS:
+        options += f" --history-seconds {args.history_seconds}"
     lines = [
-        "## Soak: the Locust master's memory",
+        f"## Soak: the Locust master's memory over {args.minutes:g} minutes",
         "",
-        f"`python bench/soak.py --minutes {args.minutes:g}`: two clusters (master + 1 worker) side by side "
+        f"`python bench/soak.py {options}`: two clusters (master + 1 worker) side by side "
         f"for {args.minutes:g} minutes, each at {args.rps} requests/s over {args.names} request names "
         f"(2 failing), against one loopback HTTP server; {served / elapsed:.0f} requests/s served in all. "
         f"Master RSS sampled every {args.sample_seconds:g} s (the plugin's exporter scraped as often); "
@@ -152,12 +187,10 @@ def section(args, clusters: list[Cluster], elapsed: float, served: int) -> str:
         "| master | samples fitted | RSS after warm-up (MiB) | RSS at end (MiB) | slope (MiB/hour) | ± 2 s.e. |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for cluster in clusters:
-        fitted = [(t, rss) for t, rss in cluster.samples if warmup <= t <= end]
-        slope, se = slope_per_hour(fitted)
+    for fit in fits(args, clusters):
         lines.append(
-            f"| {cluster.label.replace('-', ' ')} | {len(fitted)} | {fitted[0][1] / 2**20:.1f} "
-            f"| {fitted[-1][1] / 2**20:.1f} | {slope:+.2f} | {2 * se:.2f} |"
+            f"| {fit['label']} | {fit['samples_fitted']} | {fit['rss_after_warmup_mib']:.1f} "
+            f"| {fit['rss_at_end_mib']:.1f} | {fit['slope_mib_per_hour']:+.2f} | {2 * fit['standard_error']:.2f} |"
         )
     if warmup < args.history_seconds + 60:
         lines += [
@@ -170,6 +203,11 @@ def section(args, clusters: list[Cluster], elapsed: float, served: int) -> str:
         "",
         "The standard error assumes independent samples; RSS moves in allocator-sized steps, so read a "
         "slope within a few times its error bar as flat.",
+        "",
+        f"The samples ({len(clusters[0].samples)} a master, every {args.sample_seconds:g} s), thinned to "
+        "whole minutes:",
+        "",
+        *sample_table(clusters),
     ]
     return "\n".join(lines)
 
@@ -194,6 +232,7 @@ def main() -> int:
         help="minutes left out of the fit (default: the history window plus a minute, at most half the run)",
     )
     parser.add_argument("--samples", type=Path, help="also write every RSS sample to this CSV file")
+    parser.add_argument("--json", type=Path, help="also write the fit here, as JSON (for bench/run.py)")
     args = parser.parse_args()
     if args.minutes < 1:
         parser.error("--minutes must be at least 1")
@@ -203,6 +242,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     clusters, elapsed, served = run(args)
     print(section(args, clusters, elapsed, served))
+    if args.json:
+        args.json.write_text(json.dumps({"minutes": args.minutes, "masters": fits(args, clusters)}, indent=2))
     if args.samples:
         with args.samples.open("w") as f:
             f.write("master,seconds,rss_bytes\n")
