@@ -401,7 +401,15 @@ def document(outcomes: list[Outcome], run_command: str, total_seconds: float) ->
     return "\n".join(lines)
 
 
+def interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C, or a plain kill, stops the running section and what it started. Started in the background
+    # by a shell, a process inherits SIGINT ignored (and so would the sections): take it back.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     names = [s.name for s in SECTIONS]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=names, help="run only this section (repeatable)")
