@@ -1,14 +1,20 @@
-"""The demo API's saturation signals and the knobs that induce its bottlenecks, on real Postgres and Redis."""
+"""The demo stack's bottleneck knobs and saturation signals: the demo API on real Postgres and Redis, the
+demo locustfile in a real Locust master and worker."""
 
 import concurrent.futures
+import subprocess
 import uuid
 
+import psutil
 import pytest
 import requests
 
+from tests.support import locust as harness
 from tests.support.db import fetchval
 from tests.support.demo_api import DemoApi
 from tests.support.local_services import wait_until
+
+DEMO_LOCUSTFILE = harness.ROOT / "locust" / "locustfile.py"
 
 WAIT = "api_db_pool_acquire_wait_seconds"
 
@@ -109,3 +115,56 @@ def test_cpu_work_costs_the_api_process_that_cpu_time_per_request(database, redi
         used = api.metric("process_cpu_seconds_total") - before
     # A lower bound only: the work is measured in the thread's CPU time, so it cannot have cost less.
     assert used >= count * work_ms / 1000
+
+
+def test_request_cpu_ms_costs_the_worker_that_cpu_time_per_request(tmp_path, database, redis_server):
+    cpu_ms = 100
+    knob = ["--request-cpu-ms", str(cpu_ms)]
+    with (
+        DemoApi(api_env(database, redis_server.url, CACHE_TTL_SECONDS="30")) as api,
+        harness.LocustProcesses(
+            tmp_path,
+            [DEMO_LOCUSTFILE, harness.PLUGIN],
+            workers=1,
+            web=True,
+            # The knob is given to the master only: it sends its value to the worker with the run.
+            args=["--host", api.url, "--exporter-port", "0", *knob, "CatalogBrowser"],
+            worker_args=["--exporter-port", "0"],
+            env=harness.locust_env(tmp_path / "results", SEED_ITEMS="20"),
+        ) as locust,
+    ):
+        locust.wait_ready()
+        worker = psutil.Process(locust.workers[0].pid)
+        before = sum(worker.cpu_times()[:2])
+        swarm = requests.post(f"{locust.web_url}/swarm", data={"user_count": 10, "spawn_rate": 10}, timeout=5)
+        assert swarm.json()["success"], swarm.text
+        wait_until(lambda: requests_made(locust) >= 30, 60, 0.5, "30 requests")
+        requests.post(f"{locust.web_url}/stop", timeout=5).raise_for_status()
+        wait_until(lambda: stats(locust)["state"] == "stopped", 30, 0.2, "the run to stop")
+        # The master's count first, then the worker's CPU time: the count cannot include a later request.
+        made = requests_made(locust)
+        used = sum(worker.cpu_times()[:2]) - before
+    # A lower bound only: each request burnt that much of the worker's CPU time, on top of its own work.
+    assert used >= made * cpu_ms / 1000
+
+
+def stats(locust: harness.LocustProcesses) -> dict:
+    return requests.get(f"{locust.web_url}/stats/requests", timeout=5).json()
+
+
+def requests_made(locust: harness.LocustProcesses) -> int:
+    return next(row["num_requests"] for row in stats(locust)["stats"] if row["name"] == "Aggregated")
+
+
+def test_a_bad_request_cpu_ms_stops_locust_with_one_line_naming_it(tmp_path):
+    result = subprocess.run(
+        harness.locust_command([DEMO_LOCUSTFILE, harness.PLUGIN], "--headless", "--exporter-port", "0"),
+        cwd=tmp_path,
+        env=harness.locust_env(tmp_path, LOCUST_REQUEST_CPU_MS="fast", SEED_USER_PASSWORD="x"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "argument --request-cpu-ms: 'fast' is not a whole number of ms from 0 to 1000" in result.stderr
+    assert "LOCUST_REQUEST_CPU_MS" in result.stderr
