@@ -28,9 +28,9 @@ def test_a_pool_maximum_below_the_default_minimum_lowers_the_minimum():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("-1", "=-1 is below 0: set it to a whole number >= 0"),
+        ("-1", "=-1 is below 0: set it to a whole number from 0 to 1000"),
         ("1001", "=1001 is above 1000: set it to a whole number from 0 to 1000"),
-        ("2.5", "='2.5' is not an integer"),
+        ("2.5", "='2.5' is not an integer: set it to a whole number from 0 to 1000"),
     ],
 )
 def test_knobs_out_of_range_name_the_setting_and_the_fix(name, raw, message):

@@ -41,18 +41,16 @@ def env_int(
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+    fix = f"set it to a whole number {bounds}"
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(
-            f"{name}={raw!r} is not an integer: set it to a whole number >= {minimum}"
-        ) from None
+        raise ConfigError(f"{name}={raw!r} is not an integer: {fix}") from None
     if value < minimum:
-        raise ConfigError(f"{name}={value} is below {minimum}: set it to a whole number >= {minimum}")
+        raise ConfigError(f"{name}={value} is below {minimum}: {fix}")
     if maximum is not None and value > maximum:
-        raise ConfigError(
-            f"{name}={value} is above {maximum}: set it to a whole number from {minimum} to {maximum}"
-        )
+        raise ConfigError(f"{name}={value} is above {maximum}: {fix}")
     return value
 
 
