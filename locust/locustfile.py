@@ -7,13 +7,19 @@ Tags select parts of the workload: `--tags read`, `--tags auth`, `--tags write`.
 
 Test data comes from the seeder: items 1..SEED_ITEMS, users user{i}@loadlab.test for i in
 1..SEED_USERS with the password SEED_USER_PASSWORD (the lab passes them to the Locust containers).
+
+`--request-cpu-ms` (LOCUST_REQUEST_CPU_MS, default 0) makes every request cost its worker that much CPU
+time, to make the load generators the bottleneck on purpose in a demo.
 """
 
+import argparse
+import hashlib
 import logging
 import os
 import random
+import time
 
-from locust import FastHttpUser, between, tag, task
+from locust import FastHttpUser, between, events, tag, task
 
 SEED_ITEMS = int(os.environ.get("SEED_ITEMS", "10000"))
 SEED_USERS = int(os.environ.get("SEED_USERS", "200"))
@@ -173,3 +179,53 @@ class Shopper(ApiUser):
         if self.orders:
             order_id = random.choice(self.orders)
             self.client.get(f"/api/v1/orders/{order_id}", headers=self.auth, name="/api/v1/orders/[id]")
+
+
+# The generators as the bottleneck, on purpose: --request-cpu-ms / LOCUST_REQUEST_CPU_MS.
+
+MAX_REQUEST_CPU_MS = 1000
+
+
+def request_cpu_ms(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_REQUEST_CPU_MS:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a whole number of ms from 0 to {MAX_REQUEST_CPU_MS} (LOCUST_REQUEST_CPU_MS)"
+        )
+    return value
+
+
+@events.init_command_line_parser.add_listener
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--request-cpu-ms",
+        type=request_cpu_ms,
+        default=0,
+        env_var="LOCUST_REQUEST_CPU_MS",
+        include_in_web_ui=False,
+        help="CPU time (ms) every request costs the worker that makes it: a demo knob that makes the load "
+        "generators the bottleneck (default 0; the master sends its value to the workers)",
+    )
+
+
+def burn_cpu(seconds: float) -> None:
+    """Spend `seconds` of this thread's CPU time hashing, blocking the worker's event loop meanwhile, as
+    heavy client-side work (parsing, signing) would. CPU time, so other processes on the core don't count."""
+    deadline = time.thread_time() + seconds
+    digest = b"loadlab"
+    while time.thread_time() < deadline:
+        for _ in range(100):  # ~0.1 ms between clock reads
+            digest = hashlib.sha256(digest).digest()
+
+
+@events.init.add_listener
+def burn_cpu_per_request(environment, **_kwargs) -> None:
+    def on_request(**_request) -> None:
+        cpu_ms = getattr(environment.parsed_options, "request_cpu_ms", 0)
+        if cpu_ms:
+            burn_cpu(cpu_ms / 1000)
+
+    environment.events.request.add_listener(on_request)

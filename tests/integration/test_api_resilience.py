@@ -199,6 +199,10 @@ def test_seeder_without_password_fails_with_one_line(postgres_server):
         ({}, "API_SECRET_KEY is not set"),
         ({"API_SECRET_KEY": "short"}, "API_SECRET_KEY has 5 characters"),
         ({"API_SECRET_KEY": SECRET, "DB_POOL_MAX_SIZE": "many"}, "DB_POOL_MAX_SIZE='many' is not an integer"),
+        ({"API_SECRET_KEY": SECRET, "DB_POOL_MAX_SIZE": "0"}, "DB_POOL_MAX_SIZE=0 is below 1"),
+        ({"API_SECRET_KEY": SECRET, "API_CPU_WORK_MS": "5ms"}, "API_CPU_WORK_MS='5ms' is not an integer"),
+        ({"API_SECRET_KEY": SECRET, "API_CPU_WORK_MS": "5000"}, "API_CPU_WORK_MS=5000 is above 1000"),
+        ({"API_SECRET_KEY": SECRET, "API_DB_QUERY_DELAY_MS": "-5"}, "API_DB_QUERY_DELAY_MS=-5 is below 0"),
     ],
 )
 def test_bad_configuration_refuses_to_start_with_one_line(env, message):

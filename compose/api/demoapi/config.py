@@ -8,6 +8,9 @@ DEFAULT_DATABASE_URL = "postgresql://lab@postgres:5432/lab"
 DEFAULT_REDIS_URL = "redis://redis:6379/0"
 # HS256 wants a key of at least 256 bits (RFC 7518, 3.2).
 MIN_SECRET_LENGTH = 32
+# The bottleneck knobs' ceiling: a second of CPU or of query time per request is already far past any
+# demo, and a query delay must stay well inside the readiness probe's and the queries' timeouts.
+MAX_KNOB_MS = 1000
 
 
 class ConfigError(Exception):
@@ -24,24 +27,30 @@ class Settings:
     cache_ttl_seconds: int
     log_level: str
     extra_latency_ms: int
+    cpu_work_ms: int
+    db_query_delay_ms: int
     seed_on_start: bool
     seed_items: int
     seed_users: int
     seed_user_password: str | None
 
 
-def env_int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+def env_int(
+    env: dict[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+    fix = f"set it to a whole number {bounds}"
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(
-            f"{name}={raw!r} is not an integer: set it to a whole number >= {minimum}"
-        ) from None
+        raise ConfigError(f"{name}={raw!r} is not an integer: {fix}") from None
     if value < minimum:
-        raise ConfigError(f"{name}={value} is below {minimum}: set it to a whole number >= {minimum}")
+        raise ConfigError(f"{name}={value} is below {minimum}: {fix}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={value} is above {maximum}: {fix}")
     return value
 
 
@@ -68,8 +77,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"LOG_LEVEL={log_level!r} is unknown: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    pool_min = env_int(env, "DB_POOL_MIN_SIZE", 2)
     pool_max = env_int(env, "DB_POOL_MAX_SIZE", 10, minimum=1)
+    # The default minimum follows a smaller maximum, so that DB_POOL_MAX_SIZE=1 alone is valid.
+    pool_min = env_int(env, "DB_POOL_MIN_SIZE", min(2, pool_max))
     if pool_min > pool_max:
         raise ConfigError(
             f"DB_POOL_MIN_SIZE={pool_min} exceeds DB_POOL_MAX_SIZE={pool_max}: make the minimum <= the maximum"
@@ -90,6 +100,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         cache_ttl_seconds=env_int(env, "CACHE_TTL_SECONDS", 30),
         log_level=log_level,
         extra_latency_ms=env_int(env, "API_EXTRA_LATENCY_MS", 0),
+        cpu_work_ms=env_int(env, "API_CPU_WORK_MS", 0, maximum=MAX_KNOB_MS),
+        db_query_delay_ms=env_int(env, "API_DB_QUERY_DELAY_MS", 0, maximum=MAX_KNOB_MS),
         seed_on_start=seed_on_start,
         seed_items=env_int(env, "SEED_ITEMS", 10_000),
         seed_users=seed_users,

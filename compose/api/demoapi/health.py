@@ -25,7 +25,7 @@ async def readyz(request: Request) -> JSONResponse:
     checks = {}
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-            await request.app.state.pool.fetchval("SELECT 1")
+            await request.app.state.db.fetchval("SELECT 1")
         checks["postgres"] = "ok"
     except DB_UNAVAILABLE_ERRORS as exc:
         checks["postgres"] = f"unavailable: {type(exc).__name__}: {exc}"

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from . import health, routes
 from .cache import Cache, create_redis
 from .config import ConfigError, Settings, load_settings
-from .db import DB_UNAVAILABLE_ERRORS, create_pool
+from .db import DB_UNAVAILABLE_ERRORS, open_database
 from .errors import ApiError, error_response
 from .logs import RequestLogMiddleware, configure_logging
 from .metrics import instrument, register_pool_collector
@@ -29,8 +29,8 @@ log = logging.getLogger("demoapi")
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
-    app.state.pool = await create_pool(settings)
-    async with app.state.pool.acquire() as conn:
+    app.state.db = await open_database(settings)
+    async with app.state.db.acquire() as conn:
         applied = await migrate(conn)
         if settings.seed_on_start:
             seeded = await seed(conn, settings.seed_items, settings.seed_users, settings.seed_user_password)
@@ -38,13 +38,20 @@ async def lifespan(app: FastAPI):
     app.state.redis = create_redis(settings.redis_url)
     app.state.cache = Cache(app.state.redis, settings.cache_ttl_seconds)
     log.info(
-        "started", extra={"migrations_applied": applied, "cache_ttl_seconds": settings.cache_ttl_seconds}
+        "started",
+        extra={
+            "migrations_applied": applied,
+            "cache_ttl_seconds": settings.cache_ttl_seconds,
+            "db_pool_max_size": settings.db_pool_max_size,
+            "cpu_work_ms": settings.cpu_work_ms,
+            "db_query_delay_ms": settings.db_query_delay_ms,
+        },
     )
     try:
         yield
     finally:
         await app.state.redis.aclose()
-        await app.state.pool.close()
+        await app.state.db.close()
 
 
 async def _api_error(request: Request, exc: ApiError):
@@ -89,7 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     configure_logging(settings.log_level)
     app = FastAPI(title="Load Lab demo API", version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.pool = None
+    app.state.db = None
     app.include_router(health.router)
     app.include_router(routes.router)
     app.add_exception_handler(ApiError, _api_error)
@@ -100,7 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestLogMiddleware)
     instrument(app)
-    register_pool_collector(lambda: app.state.pool)
+    register_pool_collector(lambda: app.state.db and app.state.db.pool)
     return app
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterator
 
 from fastapi import FastAPI
-from prometheus_client import REGISTRY, Counter
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -12,11 +12,20 @@ from prometheus_fastapi_instrumentator import metrics as instrumentator_metrics
 # Include the SLO thresholds (docs/architecture.md, "Latency buckets").
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 UNINSTRUMENTED_PATHS = ("/metrics", "/healthz", "/readyz")
+# From a free connection (tens of microseconds) to a queue behind an exhausted pool (seconds).
+POOL_WAIT_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
 
 CACHE_HITS = Counter("api_cache_hits_total", "Catalog reads answered from Redis.", ["cache"])
 CACHE_MISSES = Counter("api_cache_misses_total", "Catalog reads that had to go to Postgres.", ["cache"])
 CACHE_ERRORS = Counter(
     "api_cache_errors_total", "Redis calls that failed; the read fell back to Postgres.", ["cache"]
+)
+POOL_ACQUIRE_WAIT = Histogram(
+    "api_db_pool_acquire_wait_seconds",
+    "Time from asking the Postgres pool for a connection to getting one (opening it included).",
+    buckets=POOL_WAIT_BUCKETS,
 )
 
 
@@ -35,6 +44,11 @@ class PoolCollector(Collector):
             "api_db_pool_connections_in_use",
             "Pool connections acquired by a request right now.",
             value=size - idle,
+        )
+        yield GaugeMetricFamily(
+            "api_db_pool_max_connections",
+            "Connections the Postgres pool may open (DB_POOL_MAX_SIZE); requests wait beyond it.",
+            value=pool.get_max_size() if pool is not None else 0,
         )
 
 

@@ -1,13 +1,16 @@
 """The versioned JSON API under /api/v1: auth, catalog (cache-aside) and orders."""
 
 import asyncio
+import hashlib
 import json
+import time
 from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from .auth import TOKEN_TTL_SECONDS, CurrentUserId, hash_password, issue_token, verify_password
+from .db import Database
 from .errors import ApiError
 from .models import Credentials, OrderRequest
 
@@ -22,11 +25,29 @@ async def extra_latency(request: Request) -> None:
         await asyncio.sleep(delay_ms / 1000)
 
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(extra_latency)])
+def burn_cpu(seconds: float) -> None:
+    """Spend `seconds` of this thread's CPU time hashing. CPU time, not wall time: a request costs the
+    same CPU whether or not other processes share the core meanwhile."""
+    deadline = time.thread_time() + seconds
+    digest = b"loadlab"
+    while time.thread_time() < deadline:
+        for _ in range(100):  # ~0.1 ms between clock reads
+            digest = hashlib.sha256(digest).digest()
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.pool
+async def cpu_work(request: Request) -> None:
+    """API_CPU_WORK_MS: CPU-bound work on the event loop, on purpose, so that load saturates the one core
+    of the single uvicorn process (the knob that makes the API's CPU the bottleneck)."""
+    work_ms = request.app.state.settings.cpu_work_ms
+    if work_ms:
+        burn_cpu(work_ms / 1000)
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(extra_latency), Depends(cpu_work)])
+
+
+def _db(request: Request) -> Database:
+    return request.app.state.db
 
 
 def _json_body(payload: object) -> bytes:
@@ -40,7 +61,7 @@ def _user(row: asyncpg.Record) -> dict:
 @router.post("/auth/register", status_code=201)
 async def register(body: Credentials, request: Request) -> dict:
     password_hash = await asyncio.to_thread(hash_password, body.password)
-    row = await _pool(request).fetchrow(
+    row = await _db(request).fetchrow(
         "INSERT INTO users (email, password_hash) VALUES ($1, $2)"
         " ON CONFLICT (email) DO NOTHING RETURNING id, email, created_at",
         body.email,
@@ -53,7 +74,7 @@ async def register(body: Credentials, request: Request) -> dict:
 
 @router.post("/auth/login")
 async def login(body: Credentials, request: Request) -> dict:
-    row = await _pool(request).fetchrow("SELECT id, password_hash FROM users WHERE email = $1", body.email)
+    row = await _db(request).fetchrow("SELECT id, password_hash FROM users WHERE email = $1", body.email)
     if not await verify_password(row["password_hash"] if row else None, body.password):
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     token = issue_token(request.app.state.settings.secret_key, row["id"], body.email)
@@ -62,7 +83,7 @@ async def login(body: Credentials, request: Request) -> dict:
 
 @router.get("/auth/me")
 async def me(user_id: CurrentUserId, request: Request) -> dict:
-    row = await _pool(request).fetchrow("SELECT id, email, created_at FROM users WHERE id = $1", user_id)
+    row = await _db(request).fetchrow("SELECT id, email, created_at FROM users WHERE id = $1", user_id)
     if row is None:
         raise ApiError(401, "unauthorized", "the token's user no longer exists: register or log in again")
     return _user(row)
@@ -75,23 +96,23 @@ async def list_items(
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
     category: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")] = None,
 ) -> Response:
-    pool = _pool(request)
+    db = _db(request)
 
     async def load() -> bytes:
         offset = (page - 1) * per_page
         if category is None:
-            rows = await pool.fetch(
+            rows = await db.fetch(
                 f"SELECT {ITEM_COLUMNS} FROM items ORDER BY id LIMIT $1 OFFSET $2", per_page, offset
             )
-            total = await pool.fetchval("SELECT count(*) FROM items")
+            total = await db.fetchval("SELECT count(*) FROM items")
         else:
-            rows = await pool.fetch(
+            rows = await db.fetch(
                 f"SELECT {ITEM_COLUMNS} FROM items WHERE category = $1 ORDER BY id LIMIT $2 OFFSET $3",
                 category,
                 per_page,
                 offset,
             )
-            total = await pool.fetchval("SELECT count(*) FROM items WHERE category = $1", category)
+            total = await db.fetchval("SELECT count(*) FROM items WHERE category = $1", category)
         payload = {"items": [dict(r) for r in rows], "page": page, "per_page": per_page, "total": total}
         return _json_body(payload)
 
@@ -103,7 +124,7 @@ async def list_items(
 @router.get("/items/{item_id}")
 async def get_item(item_id: Annotated[int, Path(gt=0, le=MAX_ID)], request: Request) -> Response:
     async def load() -> bytes:
-        row = await _pool(request).fetchrow(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = $1", item_id)
+        row = await _db(request).fetchrow(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = $1", item_id)
         if row is None:
             raise ApiError(404, "item_not_found", f"no item with id {item_id}")
         return _json_body(dict(row))
@@ -118,7 +139,7 @@ async def create_order(body: OrderRequest, user_id: CurrentUserId, request: Requ
     for line in body.lines:
         quantities[line.item_id] = quantities.get(line.item_id, 0) + line.quantity
     ids = sorted(quantities)  # one lock order for every transaction: no deadlocks between orders
-    async with _pool(request).acquire() as conn, conn.transaction():
+    async with _db(request).acquire() as conn, conn.transaction():
         rows = await conn.fetch(
             "SELECT id, price_cents, stock FROM items WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
             ids,
@@ -170,7 +191,7 @@ async def create_order(body: OrderRequest, user_id: CurrentUserId, request: Requ
 async def get_order(
     order_id: Annotated[int, Path(gt=0, le=MAX_ID)], user_id: CurrentUserId, request: Request
 ) -> dict:
-    async with _pool(request).acquire() as conn:
+    async with _db(request).acquire() as conn:
         # Someone else's order is "not found" too: ids must not reveal other users' orders.
         order = await conn.fetchrow(
             "SELECT id, created_at FROM orders WHERE id = $1 AND user_id = $2", order_id, user_id
