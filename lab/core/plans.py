@@ -116,6 +116,63 @@ class RatePlan:
         return Tick(p["users"], float(p["users"]), "steady", rate=p["rate"])
 
 
+class RateStages:
+    """The open model in stages of (seconds, rate, stage): the offered rate (arrivals/s) changes at once
+    from stage to stage; the pool of `users` is started at once and kept."""
+
+    def __init__(self, users: int, stages: list[tuple[float, float, str]]):
+        self.users = users
+        self.stages = stages
+        self.duration = sum(s[0] for s in stages)
+
+    def at(self, t: float) -> Tick | None:
+        end = 0.0
+        for seconds, rate, stage in self.stages:
+            end += seconds
+            if t < end:
+                return Tick(self.users, float(self.users), stage, rate=rate)
+        return None
+
+
+def rate_stress_plan(p: dict) -> RateStages:
+    """stress in arrivals/s: equal steps up to the peak `rate`, then the peak held."""
+    steps = [(p["step_duration"], p["rate"] * k / p["steps"], "ramp") for k in range(1, p["steps"] + 1)]
+    return RateStages(p["users"], [*steps, (p["duration"], p["rate"], "peak")])
+
+
+def rate_spike_plan(p: dict) -> RateStages:
+    """spike in arrivals/s: the normal rate, a surge at `spike_rate`, the normal rate again."""
+    return RateStages(
+        p["users"],
+        [
+            (p["warmup"], p["rate"], "warmup"),
+            (p["surge"], p["spike_rate"], "surge"),
+            (p["recovery"], p["rate"], "recovery"),
+        ],
+    )
+
+
+class RateCapacityPlan:
+    """The rate search: steps of `step_duration` seconds offering start_rate, then up by step_rate to
+    `rate` (the maximum) arrivals/s, by the pool of `users`; the first `ramp` seconds of each step are
+    left out of its judgement (the pool settling at the new rate), the rest is its steady window."""
+
+    def __init__(self, p: dict):
+        self.p = p
+        count = math.floor((p["rate"] - p["start_rate"]) / p["step_rate"] + 1e-9) + 1
+        rates = [p["start_rate"] + k * p["step_rate"] for k in range(count)]
+        self.rates = [r for r in rates if r < p["rate"]] + [p["rate"]]
+        self.duration = len(self.rates) * p["step_duration"]
+
+    def at(self, t: float) -> Tick | None:
+        step = int(t // self.p["step_duration"])
+        if step >= len(self.rates):
+            return None
+        stage = "ramp" if t - step * self.p["step_duration"] < self.p["ramp"] else "steady"
+        users = self.p["users"]
+        return Tick(users, float(users), stage, step=step, rate=self.rates[step])
+
+
 PLANS = {
     "baseline": baseline_plan,
     "stress": stress_plan,
@@ -124,4 +181,8 @@ PLANS = {
     "capacity": CapacityPlan,
     "mixed": mixed_plan,
     "rate": RatePlan,
+    "rate-stress": rate_stress_plan,
+    "rate-spike": rate_spike_plan,
+    "rate-soak": RatePlan,  # rate's shape, held for hours
+    "rate-capacity": RateCapacityPlan,
 }

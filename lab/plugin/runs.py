@@ -36,6 +36,7 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from lab.core.files import write_atomic
 from lab.core.runrecord import RunRecord
+from lab.plugin import arrivals
 
 logger = logging.getLogger(__name__)
 
@@ -65,18 +66,26 @@ class CapacityResult(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class Figures:
-    """A run's figures frozen at its end: copies of the master's stats and exceptions that nothing
-    updates or resets any more. Verdicts, results files and the exporter read an ended run from here."""
+    """A run's figures frozen at its end: copies of the master's stats, exceptions and arrival totals that
+    nothing updates or resets any more. Verdicts, results files and the exporter read an ended run from here."""
 
     stats: Any  # locust.stats.RequestStats
     exceptions: dict
     user_classes_count: dict
     ended_at: float
+    arrivals: Any = None  # lab.plugin.arrivals.Totals: the open model's counts and second clock (None: none)
 
     @classmethod
     def freeze(cls, runner, ended_at: float) -> Figures:
         users = getattr(runner, "final_user_classes_count", None) or {}
-        return cls(copy.deepcopy(runner.stats), copy.deepcopy(runner.exceptions), dict(users), ended_at)
+        totals = arrivals.totals_of(runner.environment)
+        return cls(
+            copy.deepcopy(runner.stats),
+            copy.deepcopy(runner.exceptions),
+            dict(users),
+            ended_at,
+            copy.deepcopy(totals),
+        )
 
 
 @dataclass(kw_only=True)

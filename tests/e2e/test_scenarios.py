@@ -19,7 +19,7 @@ def test_lab_run_of_an_unknown_scenario_lists_the_valid_ones(stack):
     result = stack.lab("run", "nosuch", check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate"
+        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate, rate-stress, rate-spike, rate-soak, rate-capacity"
     )
 
 

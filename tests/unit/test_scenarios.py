@@ -141,7 +141,7 @@ def test_lab_run_lists_the_valid_scenarios_for_an_unknown_one(capsys):
     assert main(["run", "nosuch"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate"
+        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate, rate-stress, rate-spike, rate-soak, rate-capacity"
     )
 
 
