@@ -65,7 +65,16 @@ class ScenarioShape(LoadTestShape):
         return self.to_locust(tick)
 
     def to_locust(self, tick: Tick):
-        return tick.users, tick.spawn_rate
+        closed = closed_classes(self.runner.environment)
+        return (tick.users, tick.spawn_rate) if closed is None else (tick.users, tick.spawn_rate, closed)
+
+
+def closed_classes(environment) -> list | None:
+    """The user classes a closed scenario runs: the test's, less those that take arrivals (they would wait
+    for arrivals a closed scenario never offers); None, Locust's own choice, when none takes arrivals."""
+    classes = environment.user_classes
+    closed = [c for c in classes if not arrivals.uses_arrivals(c)]
+    return closed if closed and len(closed) < len(classes) else None
 
 
 class Baseline(ScenarioShape):
