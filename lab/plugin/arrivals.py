@@ -95,6 +95,37 @@ class Totals:
         self.lateness.extend(StatsEntry.unserialize(data["lateness"], self.late))
 
 
+QUANTILES = {"p50_seconds": 0.5, "p95_seconds": 0.95, "p99_seconds": 0.99}  # as locust_stats.csv's columns
+
+
+def percentiles(entry: StatsEntry) -> dict:
+    """p50/p95/p99 of an entry in seconds by Locust's own percentile (as its CSV); None without samples."""
+    return {
+        key: entry.get_response_time_percentile(q) / 1000 if entry.num_requests else None
+        for key, q in QUANTILES.items()
+    }
+
+
+def figures(totals: Totals) -> dict:
+    """arrivals.json: a run's arrival counts and its second clock's percentiles, per request ("METHOD
+    name", as lab.core.results keys Locust's own) and overall, with Locust's percentile function."""
+    intended = {
+        f"{e.method or ''} {e.name}".strip(): {"requests": e.num_requests, **percentiles(e)}
+        for e in totals.intended.entries.values()
+        if e.num_requests
+    }
+    return {
+        "arrivals": totals.arrivals,
+        "dropped": totals.dropped,
+        "started": totals.lateness.num_requests,
+        "lateness": percentiles(totals.lateness),
+        "intended": {
+            **dict(sorted(intended.items())),
+            "overall": {"requests": totals.intended.total.num_requests, **percentiles(totals.intended.total)},
+        },
+    }
+
+
 class Schedule:
     """The arrivals of one process (a worker or the local runner) and the users that serve them."""
 

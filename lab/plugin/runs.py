@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -185,7 +186,8 @@ class _FrozenView:
 
 
 def write_results(environment, run: Run, figures: Figures) -> None:
-    """run.json, scenario.yaml, Locust's own CSVs and HTML report, from the run's frozen figures only."""
+    """run.json, scenario.yaml, Locust's own CSVs and HTML report, and arrivals.json for an open-model run,
+    from the run's frozen figures only."""
 
     runner = _FrozenView(
         environment.runner,
@@ -209,6 +211,9 @@ def write_results(environment, run: Run, figures: Figures) -> None:
         write_atomic(run.results_dir / name, text.getvalue())
     html = get_html_report(view, show_download_link=False)
     write_atomic(run.results_dir / "locust_report.html", html)
+    if figures.arrivals is not None and figures.arrivals.arrivals:  # the open model's: only runs that used it
+        data = {"run_id": run.run_id, **arrivals.figures(figures.arrivals)}
+        write_atomic(run.results_dir / "arrivals.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def end_run(environment, run: Run) -> None:

@@ -1,6 +1,7 @@
 """The open model's parts in process: the rate plan, the arrivals' counts, and the intended-start clock
 exported exactly at the bucket level, as Locust's own response times are (tests/unit/test_exporter.py)."""
 
+import json
 import time
 
 import gevent
@@ -234,6 +235,9 @@ def test_an_ended_runs_arrival_series_stay_frozen_and_the_next_run_starts_from_z
         events.reset_stats.fire()
         assert samples_of(collector.exposition().decode()) == ended
         assert first.figures.arrivals.arrivals == due
+        written = json.loads((first.results_dir / "arrivals.json").read_text())
+        assert (written["run_id"], written["arrivals"]) == (first.run_id, due)
+        assert written["started"] == ended[("locust_arrival_lateness_seconds_count", first_labels)]
         env.runner.start(2, spawn_rate=100)
         gevent.sleep(0.1)
         second = runs.current(env)
