@@ -1,6 +1,7 @@
 """The scenarios file: defaults, validation with line numbers, overrides; and `lab run`'s checks of
 its arguments, which fail before anything is sent to the master."""
 
+import re
 from argparse import Namespace
 from pathlib import Path
 
@@ -135,6 +136,29 @@ def test_overrides_are_checked_together_with_the_file():
     options = Namespace(scenarios_file=str(SHIPPED), scenario_params="ramp=5m")
     with pytest.raises(ConfigError, match="ramp must be shorter than step_duration"):
         scenarios.resolve(options, "capacity")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("ramp=2m", "rate-capacity: ramp must be shorter than step_duration"),
+        ("start_rate=500", "rate-capacity: start_rate must not exceed rate (the maximum)"),
+        ("tolerance=1", "rate-capacity: tolerance must be under 1 (0.02 is 2%)"),
+    ],
+)
+def test_a_rate_capacity_search_checks_its_parameters_together(params, message):
+    options = Namespace(scenarios_file=str(SHIPPED), scenario_params=params)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        scenarios.resolve(options, "rate-capacity")
+
+
+def test_the_rate_scenarios_shapes_are_named_for_the_class_picker():
+    assert [scenarios.shape_class_name(s) for s in ("capacity", "rate", "rate-capacity", "rate-soak")] == [
+        "Capacity",
+        "Rate",
+        "RateCapacity",
+        "RateSoak",
+    ]
 
 
 def test_lab_run_lists_the_valid_scenarios_for_an_unknown_one(capsys):
