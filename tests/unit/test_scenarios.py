@@ -172,3 +172,29 @@ def test_lab_run_lists_the_valid_scenarios_for_an_unknown_one(capsys):
 def test_lab_run_rejects_a_parameter_the_scenario_lacks(capsys):
     assert main(["run", "capacity", "--duration", "5m"]) == 2
     assert "scenario 'capacity' has no parameter 'duration'" in capsys.readouterr().err
+
+
+def test_lab_run_states_a_rate_capacity_in_arrivals_and_requests_per_second_and_why_it_stopped():
+    from lab.cli.run import rate_capacity_line
+
+    steps = [
+        {"offered_rate": 15.0, "achieved_rate": 15.0, "arrivals": 120, "dropped": 0, "passed": True, "short": None},
+        {"offered_rate": 30.0, "achieved_rate": 30.0, "arrivals": 270, "dropped": 0, "passed": True, "short": None},
+        {"offered_rate": 45.0, "achieved_rate": 39.0, "arrivals": 405, "dropped": 51, "passed": False,
+         "short": "dropped", "breached": []},
+    ]  # fmt: skip
+    capacity = {"rate": 30.0, "requests_per_second": 30.04, "reason": "dropped", "steps": steps}
+    assert rate_capacity_line(capacity) == (
+        "capacity: 30 arrivals/s offered, 30.0 requests/s achieved "
+        "(search ended by dropped: at 45 arrivals/s it dropped 51 of 405, 3 steps)"
+    )
+    breached = {**steps[1], "passed": False, "breached": ["catalog-p95"]}
+    assert rate_capacity_line(
+        {"rate": None, "requests_per_second": None, "reason": "breach", "steps": [breached]}
+    ) == (
+        "capacity: none, even the first step fell short or breached the SLOs "
+        "(breach: at 30 arrivals/s it breached catalog-p95)"
+    )
+    assert rate_capacity_line({**capacity, "reason": "max_rate", "steps": steps[:2]}).endswith(
+        "(search ended by max_rate, 2 steps)"
+    )
