@@ -59,9 +59,9 @@ def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack, capacity_r
 
 
 # The open model's search on the demo stack: ArrivalMix as the pool, at most five steps of 16 s (5 s left
-# out of each step's judgement) offering 10, 30, 50, 70, 90 arrivals/s.
+# out of each step's judgement) offering 50, 125, 200, 275, 350 arrivals/s (it carried 90/s in a trial).
 RATE_CAPACITY_ARGS = (
-    "--users", "40", "--set", "start_rate=10", "--set", "step_rate=20", "--set", "rate=90",
+    "--users", "60", "--set", "start_rate=50", "--set", "step_rate=75", "--set", "rate=350",
     "--set", "step_duration=16s", "--set", "ramp=5s", "--set", "max_delay=1s",
 )  # fmt: skip
 
@@ -74,7 +74,7 @@ def test_a_rate_capacity_search_on_the_demo_stack_finds_a_capacity_in_requests_p
     folder = stack.results_dir / run_id
     capacity = json.loads((folder / "capacity.json").read_text())
     steps = capacity["steps"]
-    assert [s["offered_rate"] for s in steps] == [10.0, 30.0, 50.0, 70.0, 90.0][: len(steps)]
+    assert [s["offered_rate"] for s in steps] == [50.0, 125.0, 200.0, 275.0, 350.0][: len(steps)]
     assert capacity["reason"] in ("dropped", "shortfall", "breach", "max_rate")
     assert result.returncode == 0, (
         result.stdout + result.stderr
