@@ -1,7 +1,9 @@
 """User classes for the demo API (the lab's plugin adds the scenarios' load shapes for the class picker and `lab run`).
 
 The mix by users is 6:3:1: catalog readers, account users who log in, shoppers who place orders,
-which gives roughly 60% reads, 30% auth and 10% writes. Requests to URLs with ids are grouped under
+which gives roughly 60% reads, 30% auth and 10% writes. ArrivalMix is the same mix under the open model:
+the pool of the `rate` scenarios (rate, rate-stress, rate-spike, rate-soak, rate-capacity); the closed
+scenarios leave it out, and the rate scenarios run only it. Requests to URLs with ids are grouped under
 one name (/api/v1/items/[id]) so stats, exporter series and SLOs are per endpoint, not per id.
 Tags select parts of the workload: `--tags read`, `--tags auth`, `--tags write`.
 
@@ -20,6 +22,8 @@ import random
 import time
 
 from locust import FastHttpUser, between, events, tag, task
+
+from lab.shapes import ArrivalUser
 
 SEED_ITEMS = int(os.environ.get("SEED_ITEMS", "10000"))
 SEED_USERS = int(os.environ.get("SEED_USERS", "200"))
@@ -179,6 +183,30 @@ class Shopper(ApiUser):
         if self.orders:
             order_id = random.choice(self.orders)
             self.client.get(f"/api/v1/orders/{order_id}", headers=self.auth, name="/api/v1/orders/[id]")
+
+
+class ArrivalMix(ArrivalUser, ApiUser):
+    """The demo mix under the open model: each arrival runs one task of the classes above, weighted by the
+    class's share of the mix (6:3:1) times the task's own weight, so that arrivals split as users' tasks do."""
+
+    tasks = {
+        CatalogBrowser.browse: 18,
+        CatalogBrowser.browse_category: 12,
+        CatalogBrowser.item: 30,
+        AccountUser.log_in: 12,
+        AccountUser.me: 18,
+        Shopper.item: 4,
+        Shopper.order: 4,
+        Shopper.view_order: 2,
+    }
+
+    def on_start(self) -> None:
+        self.orders: list[int] = []  # Shopper's tasks keep the orders placed; it logs in when it orders
+
+    def login(self) -> bool:
+        # AccountUser's log_in may log in as another user: the orders kept are only the current user's.
+        self.orders = []
+        return super().login()
 
 
 # The generators as the bottleneck, on purpose: --request-cpu-ms / LOCUST_REQUEST_CPU_MS.

@@ -273,6 +273,28 @@ def follow(master: Master, run: dict) -> dict:
         time.sleep(POLL_SECONDS)
 
 
+def rate_capacity_line(capacity: dict) -> str:
+    """The rate search's capacity (arrivals/s offered, requests/s achieved) and why it stopped."""
+    steps = capacity.get("steps", [])
+    last = steps[-1] if steps else {}
+    why = capacity.get("reason")
+    if last and not last.get("passed"):
+        if last.get("short") == "dropped":
+            why += (
+                f": at {last['offered_rate']:g} arrivals/s it dropped {last['dropped']} of {last['arrivals']}"
+            )
+        elif last.get("short") == "shortfall":
+            why += f": at {last['offered_rate']:g} arrivals/s it started {last['achieved_rate'] or 0:.1f}/s"
+        else:
+            why += f": at {last['offered_rate']:g} arrivals/s it breached {', '.join(last['breached'])}"
+    if capacity.get("rate") is None:
+        return f"capacity: none, even the first step fell short or breached the SLOs ({why})"
+    return (
+        f"capacity: {capacity['rate']:g} arrivals/s offered, {capacity['requests_per_second']:.1f} requests/s "
+        f"achieved (search ended by {why}, {len(steps)} steps)"
+    )
+
+
 def verdict(run: dict) -> int:
     """Print the run's SLO verdict and capacity as the master judged them; 1 if an objective failed."""
     outcome = run.get("outcome")
@@ -285,7 +307,9 @@ def verdict(run: dict) -> int:
     for objective in outcome["objectives"]:
         print("  " + Verdict(**objective).describe())
     capacity = outcome.get("capacity")
-    if capacity is not None:
+    if capacity is not None and "rate" in capacity:
+        print(rate_capacity_line(capacity))
+    elif capacity is not None:
         if capacity.get("users") is None:
             print(f"capacity: none, even the first step breached the SLOs ({capacity.get('reason')})")
         else:

@@ -56,6 +56,12 @@ def row(run: RunRecord) -> tuple[str, ...]:
     capacity = extras.get("capacity")
     if capacity is None:
         found = "-"
+    elif "rate" in capacity:  # a rate search: the offered arrivals/s it carried
+        found = (
+            "none"
+            if capacity["rate"] is None
+            else f"{capacity['rate']:g}/s offered @ {capacity['requests_per_second']:.1f}/s"
+        )
     elif capacity.get("users") is None:
         found = "none"
     else:

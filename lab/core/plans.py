@@ -22,18 +22,21 @@ def _ramp_rate(users: int, ramp: float) -> float:
 
 
 class Plan:
-    """Stages one after the other: (seconds, users, spawn_rate, stage, user_classes)."""
+    """Stages one after the other: (seconds, users, spawn_rate, stage, user_classes), and for the open
+    model a sixth item, the target arrivals/s."""
 
-    def __init__(self, stages: list[tuple[float, int, float, str, tuple[str, ...]]]):
+    def __init__(self, stages: list[tuple]):
         self.stages = stages
         self.duration = sum(s[0] for s in stages)
 
     def at(self, t: float) -> Tick | None:
         end = 0.0
-        for seconds, users, rate, stage, classes in self.stages:
+        for seconds, users, spawn_rate, stage, classes, *arrivals in self.stages:
             end += seconds
             if t < end:
-                return Tick(users, rate, stage, user_classes=classes)
+                return Tick(
+                    users, spawn_rate, stage, user_classes=classes, rate=arrivals[0] if arrivals else 0.0
+                )
         return None
 
 
@@ -89,13 +92,17 @@ class CapacityPlan:
     def __init__(self, p: dict):
         self.p = p
         self.users = list(range(p["start_users"], p["users"], p["step_users"])) + [p["users"]]
-        self.duration = len(self.users) * p["step_duration"]
+        self.steps = len(self.users)
+        self.duration = self.steps * p["step_duration"]
 
     def at(self, t: float) -> Tick | None:
         step = int(t // self.p["step_duration"])
-        if step >= len(self.users):
+        if step >= self.steps:
             return None
         stage = "ramp" if t - step * self.p["step_duration"] < self.p["ramp"] else "steady"
+        return self.tick(step, stage)
+
+    def tick(self, step: int, stage: str) -> Tick:
         return Tick(self.users[step], self.p["spawn_rate"], stage, step=step)
 
 
@@ -116,6 +123,48 @@ class RatePlan:
         return Tick(p["users"], float(p["users"]), "steady", rate=p["rate"])
 
 
+def rate_stages(users: int, stages: list[tuple[float, float, str]]) -> Plan:
+    """The open model in stages of (seconds, arrivals/s, stage): the rate changes at once from stage to
+    stage; the pool of `users` is started at once and kept."""
+    return Plan([(seconds, users, float(users), stage, (), rate) for seconds, rate, stage in stages])
+
+
+def rate_stress_plan(p: dict) -> Plan:
+    """stress in arrivals/s: equal steps up to the peak `rate`, then the peak held."""
+    steps = [(p["step_duration"], p["rate"] * k / p["steps"], "ramp") for k in range(1, p["steps"] + 1)]
+    return rate_stages(p["users"], [*steps, (p["duration"], p["rate"], "peak")])
+
+
+def rate_spike_plan(p: dict) -> Plan:
+    """spike in arrivals/s: the normal rate, a surge at `spike_rate`, the normal rate again."""
+    return rate_stages(
+        p["users"],
+        [
+            (p["warmup"], p["rate"], "warmup"),
+            (p["surge"], p["spike_rate"], "surge"),
+            (p["recovery"], p["rate"], "recovery"),
+        ],
+    )
+
+
+class RateCapacityPlan(CapacityPlan):
+    """The rate search: steps of `step_duration` seconds offering start_rate, then up by step_rate to
+    `rate` (the maximum) arrivals/s, by the pool of `users`; the first `ramp` seconds of each step are
+    left out of its judgement (the pool settling at the new rate), the rest is its steady window."""
+
+    def __init__(self, p: dict):
+        self.p = p
+        count = math.floor((p["rate"] - p["start_rate"]) / p["step_rate"] + 1e-9) + 1
+        rates = [p["start_rate"] + k * p["step_rate"] for k in range(count)]
+        self.rates = [r for r in rates if r < p["rate"]] + [p["rate"]]
+        self.steps = len(self.rates)
+        self.duration = self.steps * p["step_duration"]
+
+    def tick(self, step: int, stage: str) -> Tick:
+        users = self.p["users"]
+        return Tick(users, float(users), stage, step=step, rate=self.rates[step])
+
+
 PLANS = {
     "baseline": baseline_plan,
     "stress": stress_plan,
@@ -124,4 +173,8 @@ PLANS = {
     "capacity": CapacityPlan,
     "mixed": mixed_plan,
     "rate": RatePlan,
+    "rate-stress": rate_stress_plan,
+    "rate-spike": rate_spike_plan,
+    "rate-soak": RatePlan,  # rate's shape, held for hours
+    "rate-capacity": RateCapacityPlan,
 }

@@ -59,9 +59,9 @@ def failures(folder: Path) -> list[dict]:
 
 
 def verdict_files(folder: Path) -> dict:
-    """slo.json and capacity.json of the run, those that exist."""
+    """slo.json, capacity.json and arrivals.json (an open-model run's) of the run, those that exist."""
     extras = {}
-    for name in ("slo", "capacity"):
+    for name in ("slo", "capacity", "arrivals"):
         path = folder / f"{name}.json"
         if path.is_file():
             try:

@@ -44,13 +44,45 @@ SPECS: dict[str, dict[str, str]] = {
     # The open model: users is the pool serving the arrivals (lab.plugin.arrivals), max_delay how long
     # an arrival may wait for a free user before it is dropped.
     "rate": {"rate": FLOAT, "users": INT, "ramp": DURATION, "duration": DURATION, "max_delay": DURATION},
+    # Their closed counterparts in arrivals per second (rate, spike_rate); users is the pool throughout.
+    "rate-stress": {
+        "rate": FLOAT,
+        "users": INT,
+        "steps": INT,
+        "step_duration": DURATION,
+        "duration": DURATION,
+        "max_delay": DURATION,
+    },
+    "rate-spike": {
+        "rate": FLOAT,
+        "spike_rate": FLOAT,
+        "users": INT,
+        "warmup": DURATION,
+        "surge": DURATION,
+        "recovery": DURATION,
+        "max_delay": DURATION,
+    },
+    "rate-soak": {"rate": FLOAT, "users": INT, "ramp": DURATION, "duration": DURATION, "max_delay": DURATION},
+    # The rate search: tolerance is how far short of its offered rate a step may fall (dropped arrivals,
+    # or fewer started), as a fraction.
+    "rate-capacity": {
+        "start_rate": FLOAT,
+        "step_rate": FLOAT,
+        "rate": FLOAT,
+        "users": INT,
+        "step_duration": DURATION,
+        "ramp": DURATION,
+        "max_delay": DURATION,
+        "tolerance": FLOAT,
+    },
 }
 SCENARIOS = tuple(SPECS)
 
 
 def shape_class_name(scenario: str) -> str:
-    """The LoadTestShape class of a scenario in lab.plugin.shapes: the name the web UI's class picker shows."""
-    return scenario.capitalize()
+    """The LoadTestShape class of a scenario in lab.plugin.shapes: the name the web UI's class picker
+    shows (rate-capacity: RateCapacity)."""
+    return "".join(part.capitalize() for part in scenario.split("-"))
 
 
 def _convert(kind: str, value):
@@ -149,6 +181,13 @@ def check(name: str, params: dict, where: str) -> None:
             raise ConfigError(f"{where}: capacity: ramp must be shorter than step_duration")
         if params["start_users"] > params["users"]:
             raise ConfigError(f"{where}: capacity: start_users must not exceed users (the maximum)")
+    if name == "rate-capacity":
+        if params["ramp"] >= params["step_duration"]:
+            raise ConfigError(f"{where}: rate-capacity: ramp must be shorter than step_duration")
+        if params["start_rate"] > params["rate"]:
+            raise ConfigError(f"{where}: rate-capacity: start_rate must not exceed rate (the maximum)")
+        if params["tolerance"] >= 1:
+            raise ConfigError(f"{where}: rate-capacity: tolerance must be under 1 (0.02 is 2%)")
 
 
 def parse_overrides(name: str, text: str) -> dict:

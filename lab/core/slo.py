@@ -285,10 +285,20 @@ class Window:
 def requests_per_second(per_second: dict, start: float, end: float) -> float | None:
     """Requests/s over the whole seconds in [start, end) from Locust's per-second request counts
     (keyed by the second the request was made, on the worker's clock); None if no whole second."""
-    first, last = math.ceil(start), math.floor(end)
-    if last <= first:
+    seconds = whole_seconds(start, end)
+    if not seconds:
         return None
-    return sum(per_second.get(second, 0) for second in range(first, last)) / (last - first)
+    return count_in(per_second, start, end) / len(seconds)
+
+
+def whole_seconds(start: float, end: float) -> range:
+    """The whole seconds in [start, end): those a per-second count covers completely."""
+    return range(math.ceil(start), math.floor(end))
+
+
+def count_in(per_second: dict, start: float, end: float) -> int:
+    """The sum of per-second counts over the whole seconds in [start, end)."""
+    return sum(per_second.get(second, 0) for second in whole_seconds(start, end))
 
 
 def measure(objective: Objective, window: Window) -> tuple[float | None, int]:

@@ -48,6 +48,26 @@ class Totals:
         self.intended = RequestStats(use_response_times_cache=False)
         self.late = RequestStats(use_response_times_cache=False)
         self.lateness = self.late.get(*LATENESS)
+        # Per second, as Locust keeps requests (num_reqs_per_sec), for a step's rates (the rate search):
+        # arrivals due and dropped by the second they were due, arrivals started by the second they started.
+        self.due_per_sec: dict[int, int] = {}
+        self.dropped_per_sec: dict[int, int] = {}
+        self.started_per_sec: dict[int, int] = {}
+
+    def per_second(self) -> tuple[dict[int, int], ...]:
+        return self.due_per_sec, self.dropped_per_sec, self.started_per_sec
+
+    def count_due(self, due: float) -> None:
+        self.arrivals += 1
+        self.due_per_sec[int(due)] = self.due_per_sec.get(int(due), 0) + 1
+
+    def count_dropped(self, due: float) -> None:
+        self.dropped += 1
+        self.dropped_per_sec[int(due)] = self.dropped_per_sec.get(int(due), 0) + 1
+
+    def count_started(self, now: float, late: float) -> None:
+        self.started_per_sec[int(now)] = self.started_per_sec.get(int(now), 0) + 1
+        self.lateness.log(late * 1000, 0)
 
     def report(self) -> dict:
         """What a worker sends the master; the counts start again from zero (as Locust's stats do)."""
@@ -56,18 +76,54 @@ class Totals:
             "dropped": self.dropped,
             "intended": [e.get_stripped_report() for e in self.intended.entries.values() if e.num_requests],
             "lateness": self.lateness.get_stripped_report(),
+            "per_second": self.per_second(),
         }
         self.arrivals = self.dropped = 0
+        self.due_per_sec, self.dropped_per_sec, self.started_per_sec = {}, {}, {}
         return data
 
     def merge(self, data: dict) -> None:
         """Add a worker's report (the master)."""
         self.arrivals += data["arrivals"]
         self.dropped += data["dropped"]
+        for mine, theirs in zip(self.per_second(), data["per_second"], strict=True):
+            for second, count in theirs.items():
+                mine[second] = mine.get(second, 0) + count
         for serialized in data["intended"]:
             entry = StatsEntry.unserialize(serialized, self.intended)
             self.intended.get(entry.name, entry.method).extend(entry)
         self.lateness.extend(StatsEntry.unserialize(data["lateness"], self.late))
+
+
+QUANTILES = {"p50_seconds": 0.5, "p95_seconds": 0.95, "p99_seconds": 0.99}  # as locust_stats.csv's columns
+
+
+def percentiles(entry: StatsEntry) -> dict:
+    """p50/p95/p99 of an entry in seconds by Locust's own percentile (as its CSV); None without samples."""
+    return {
+        key: entry.get_response_time_percentile(q) / 1000 if entry.num_requests else None
+        for key, q in QUANTILES.items()
+    }
+
+
+def figures(totals: Totals) -> dict:
+    """arrivals.json: a run's arrival counts and its second clock's percentiles, per request ("METHOD
+    name", as lab.core.results keys Locust's own) and overall, with Locust's percentile function."""
+    intended = {
+        f"{e.method or ''} {e.name}".strip(): {"requests": e.num_requests, **percentiles(e)}
+        for e in totals.intended.entries.values()
+        if e.num_requests
+    }
+    return {
+        "arrivals": totals.arrivals,
+        "dropped": totals.dropped,
+        "started": totals.lateness.num_requests,
+        "lateness": percentiles(totals.lateness),
+        "intended": {
+            **dict(sorted(intended.items())),
+            "overall": {"requests": totals.intended.total.num_requests, **percentiles(totals.intended.total)},
+        },
+    }
 
 
 class Schedule:
@@ -102,7 +158,7 @@ class Schedule:
             # A late wake-up queues every arrival due by now, each with its own due time: nothing is
             # moved later, and the wait counts in the intended-start latency (or drops it).
             while due is not None and due <= now:
-                self.totals.arrivals += 1
+                self.totals.count_due(due)
                 self.queue.put(due)
                 last, due = due, due + 1 / rate
             self.expire(now)
@@ -111,19 +167,19 @@ class Schedule:
     def expire(self, now: float) -> None:
         """Drop the queued arrivals that have waited longer than max_delay for a free user."""
         while not self.queue.empty() and self.queue.peek_nowait() < now - self.max_delay:
-            self.queue.get_nowait()
-            self.totals.dropped += 1
+            self.totals.count_dropped(self.queue.get_nowait())
 
     def take(self) -> None:
         """Block the calling user until an arrival is due for it (called from its wait time)."""
         while True:
             due = self.queue.get()
-            late = time.time() - due
+            now = time.time()
+            late = now - due
             if late <= self.max_delay:
                 break
-            self.totals.dropped += 1
+            self.totals.count_dropped(due)
         self.serving[gevent.getcurrent()] = late
-        self.totals.lateness.log(late * 1000, 0)
+        self.totals.count_started(now, late)
 
     def stop(self) -> None:
         """The test ended: arrivals still waiting for a user (for less than max_delay) stay counted as due,

@@ -369,6 +369,12 @@ def stats_of(runner, run):
     return run.figures.stats if run is not None and run.figures is not None else runner.stats
 
 
+def arrivals_of(environment, run):
+    """The arrival totals to export: an ended run's frozen ones (as stats_of), else the live ones; None
+    where there are none."""
+    return run.figures.arrivals if run is not None and run.figures is not None else totals_of(environment)
+
+
 class RequestTable:
     """The request rows of one run; a scrape rebuilds only the rows whose Locust entries changed.
 
@@ -506,7 +512,7 @@ class LocustCollector:
             self.table = RequestTable(run_id, self.bounds_ms, self.les)
             self.intended_table = RequestTable(run_id, self.bounds_ms, self.les, INTENDED[0])
         rows = self.table.update(fold_entries(stats_of(runner, run).entries.values(), self.names))
-        totals = totals_of(self.environment)
+        totals = arrivals_of(self.environment, run)
         # Its names are request names too, admitted above: they fold the same way.
         entries = [e for e in totals.intended.entries.values() if e.num_requests] if totals else []
         return runner, run, rows, self.intended_table.update(fold_entries(entries, self.names))
@@ -558,7 +564,7 @@ class LocustCollector:
         folded.add_metric([run_id, "error"], len(self.errors.folded))
         yield from (errors, folded)
         yield from self.runner_metrics(run_id, runner)
-        yield from self.arrival_metrics(run_id)
+        yield from self.arrival_metrics(run_id, arrivals_of(self.environment, run))
         if run is not None:
             yield from self.run_metrics(run)
 
@@ -578,9 +584,9 @@ class LocustCollector:
         if is_master:
             yield from worker_metrics(run_id, runner)
 
-    def arrival_metrics(self, run_id: str) -> Iterator:
+    def arrival_metrics(self, run_id: str, totals) -> Iterator:
         """The open model's arrivals (lab.plugin.arrivals), once a test has offered any."""
-        totals, offered = totals_of(self.environment), offered_rate(self.environment)
+        offered = offered_rate(self.environment)  # 0 once the test stopped
         if totals is None or not (totals.arrivals or offered):
             return
         rate = GaugeMetricFamily(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from lab.core.files import write_atomic
 from lab.core.runrecord import RunRecord
+from lab.plugin import arrivals
 
 logger = logging.getLogger(__name__)
 
@@ -65,18 +67,26 @@ class CapacityResult(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class Figures:
-    """A run's figures frozen at its end: copies of the master's stats and exceptions that nothing
-    updates or resets any more. Verdicts, results files and the exporter read an ended run from here."""
+    """A run's figures frozen at its end: copies of the master's stats, exceptions and arrival totals that
+    nothing updates or resets any more. Verdicts, results files and the exporter read an ended run from here."""
 
     stats: Any  # locust.stats.RequestStats
     exceptions: dict
     user_classes_count: dict
     ended_at: float
+    arrivals: Any = None  # lab.plugin.arrivals.Totals: the open model's counts and second clock (None: none)
 
     @classmethod
     def freeze(cls, runner, ended_at: float) -> Figures:
         users = getattr(runner, "final_user_classes_count", None) or {}
-        return cls(copy.deepcopy(runner.stats), copy.deepcopy(runner.exceptions), dict(users), ended_at)
+        totals = arrivals.totals_of(runner.environment)
+        return cls(
+            copy.deepcopy(runner.stats),
+            copy.deepcopy(runner.exceptions),
+            dict(users),
+            ended_at,
+            copy.deepcopy(totals),
+        )
 
 
 @dataclass(kw_only=True)
@@ -176,7 +186,8 @@ class _FrozenView:
 
 
 def write_results(environment, run: Run, figures: Figures) -> None:
-    """run.json, scenario.yaml, Locust's own CSVs and HTML report, from the run's frozen figures only."""
+    """run.json, scenario.yaml, Locust's own CSVs and HTML report, and arrivals.json for an open-model run,
+    from the run's frozen figures only."""
 
     runner = _FrozenView(
         environment.runner,
@@ -200,6 +211,9 @@ def write_results(environment, run: Run, figures: Figures) -> None:
         write_atomic(run.results_dir / name, text.getvalue())
     html = get_html_report(view, show_download_link=False)
     write_atomic(run.results_dir / "locust_report.html", html)
+    if figures.arrivals is not None and figures.arrivals.arrivals:  # the open model's: only runs that used it
+        data = {"run_id": run.run_id, **arrivals.figures(figures.arrivals)}
+        write_atomic(run.results_dir / "arrivals.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def end_run(environment, run: Run) -> None:

@@ -13,7 +13,7 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 from lab.core import scenarios, slo
 from lab.core.capacity import CapacitySearch
 from lab.core.plans import PLANS, Tick
-from lab.core.slo import requests_per_second
+from lab.core.slo import Window, count_in, requests_per_second
 from lab.core.yamlconf import ConfigError
 from lab.plugin import arrivals, runs
 from lab.plugin.trim import TRIM_INTERVAL_SECONDS
@@ -65,7 +65,16 @@ class ScenarioShape(LoadTestShape):
         return self.to_locust(tick)
 
     def to_locust(self, tick: Tick):
-        return tick.users, tick.spawn_rate
+        closed = closed_classes(self.runner.environment)
+        return (tick.users, tick.spawn_rate) if closed is None else (tick.users, tick.spawn_rate, closed)
+
+
+def closed_classes(environment) -> list | None:
+    """The user classes a closed scenario runs: the test's, less those that take arrivals (they would wait
+    for arrivals a closed scenario never offers); None, Locust's own choice, when none takes arrivals."""
+    classes = environment.user_classes
+    closed = [c for c in classes if not arrivals.uses_arrivals(c)]
+    return closed if closed and len(closed) < len(classes) else None
 
 
 class Baseline(ScenarioShape):
@@ -113,12 +122,12 @@ class Mixed(ScenarioShape):
         return tick.users, tick.spawn_rate, [available[name] for name in tick.user_classes]
 
 
-class Rate(ScenarioShape):
-    """Can it take N requests per second? The open model: arrivals at a target rate (ramped, then held),
-    served by a pool of the locustfile's user classes that derive from lab.shapes.ArrivalUser (the others
-    are left out); late arrivals are dropped and counted (lab.plugin.arrivals)."""
+class OpenModel(ScenarioShape):
+    """A scenario of the open model: arrivals at the plan's target rate (lab.plugin.arrivals), served by a
+    pool of the locustfile's user classes that derive from lab.shapes.ArrivalUser (the others are left
+    out); late arrivals are dropped and counted."""
 
-    scenario = "rate"
+    abstract = True
     pool: list = []
 
     def make_plan(self, environment):
@@ -126,14 +135,38 @@ class Rate(ScenarioShape):
         self.pool = [c for c in available.values() if arrivals.uses_arrivals(c)]
         if not self.pool:
             raise ConfigError(
-                f"rate: none of the user classes ({', '.join(available)}) takes arrivals; derive one from "
-                "lab.shapes.ArrivalUser (class MyUser(ArrivalUser, HttpUser))"
+                f"{self.scenario}: none of the user classes ({', '.join(available)}) takes arrivals; derive one "
+                "from lab.shapes.ArrivalUser (class MyUser(ArrivalUser, HttpUser))"
             )
         return super().make_plan(environment)
 
     def to_locust(self, tick: Tick):
         arrivals.set_rate(self.runner.environment, tick.rate, self.params["max_delay"])
         return tick.users, tick.spawn_rate, self.pool
+
+
+class Rate(OpenModel):
+    """Can it take N requests per second? Arrivals at a target rate (ramped, then held)."""
+
+    scenario = "rate"
+
+
+class RateStress(OpenModel):
+    """Where does it break, in requests per second? The arrival rate climbs in steps to a peak and holds."""
+
+    scenario = "rate-stress"
+
+
+class RateSpike(OpenModel):
+    """Does it recover from a surge of requests? The normal rate, a surge, the normal rate again."""
+
+    scenario = "rate-spike"
+
+
+class RateSoak(OpenModel):
+    """Does it leak over hours at a fixed rate? The rate ramped, then held for hours."""
+
+    scenario = "rate-soak"
 
 
 @dataclass
@@ -148,6 +181,7 @@ class _Measurement:
     before_at: float = 0.0
     after: dict | None = None
     ended_at: float | None = None
+    rate: float = 0.0  # a rate search: the step's offered arrivals/s
 
 
 class Capacity(ScenarioShape):
@@ -163,20 +197,22 @@ class Capacity(ScenarioShape):
 
     def make_plan(self, environment):
         self.lag = WORKER_REPORT_INTERVAL + 0.5 if isinstance(environment.runner, MasterRunner) else 0.0
+        self.lag += self.params.get("max_delay", 0.0)  # a rate step's last arrivals: started or dropped
         steady = self.params["step_duration"] - self.params["ramp"]
         if self.params["ramp"] < self.lag or steady < 2 * self.lag:
             raise ConfigError(
-                f"capacity: with workers, ramp must be at least {self.lag:g} s and step_duration - ramp at "
-                f"least {2 * self.lag:g} s (workers report their stats every {WORKER_REPORT_INTERVAL:g} s)"
+                f"{self.scenario}: ramp must be at least {self.lag:g} s and step_duration - ramp at least "
+                f"{2 * self.lag:g} s (workers report their stats every {WORKER_REPORT_INTERVAL:g} s; "
+                "a rate step's last arrivals start or drop within max_delay)"
             )
         # A step's requests/s come from the master's per-second counts, which lab.plugin.trim keeps for a window.
         history = getattr(environment.parsed_options, "lab_history_seconds", 0) or 0
         if history and self.params["step_duration"] + self.lag + TRIM_INTERVAL_SECONDS > history:
             raise ConfigError(
-                f"capacity: step_duration must be under {history - self.lag - TRIM_INTERVAL_SECONDS:g} s, the "
+                f"{self.scenario}: step_duration must be under {history - self.lag - TRIM_INTERVAL_SECONDS:g} s, the "
                 "per-second stats the master keeps: shorten it or raise LOCUST_LAB_HISTORY_SECONDS"
             )
-        self.search = CapacitySearch(slo.objectives_of(environment.parsed_options), self.params["min_growth"])
+        self.search = self.new_search(slo.objectives_of(environment.parsed_options))
         self._measuring: _Measurement | None = None
         self._measured = -1  # the last step whose steady window was measured
         self._last = None
@@ -191,9 +227,9 @@ class Capacity(ScenarioShape):
         m = self._measuring
         if m is not None:
             if m.before is None and now >= m.steady_at + self.lag:
-                m.before, m.before_at = snapshot(environment.stats), now
+                m.before, m.before_at = self.snapshot(environment), now
             if m.ended_at is None and (tick is None or tick.step != m.step):
-                m.after, m.ended_at = snapshot(environment.stats), now
+                m.after, m.ended_at = self.snapshot(environment), now
                 if m.before is None:  # a steady part shorter than the lag: an empty window
                     m.before, m.before_at = m.after, now
             starts_next = tick is not None and tick.stage == "steady" and tick.step != m.step
@@ -208,16 +244,26 @@ class Capacity(ScenarioShape):
             self._publish(environment)
             return None
         if tick.stage == "steady" and self._measuring is None and tick.step > self._measured:
-            self._measuring = _Measurement(tick.step, tick.users, now)
+            self._measuring = _Measurement(tick.step, tick.users, now, rate=tick.rate)
             self._measured = tick.step
         set_stage(environment, tick.stage)
-        self._last = (tick.users, tick.spawn_rate)
+        self._last = self.to_locust(tick)
         return self._last
 
-    def _judge(self, environment, m: _Measurement) -> str:
+    def new_search(self, objectives) -> CapacitySearch:
+        return CapacitySearch(objectives, self.params["min_growth"])
+
+    def snapshot(self, environment):
+        """What a step's window is measured from, at its start and at its end."""
+        return snapshot(environment.stats)
+
+    def window(self, environment, m: _Measurement) -> Window:
         window = window_between(m.before, m.after, m.ended_at - m.before_at)
         window.rate = requests_per_second(environment.stats.total.num_reqs_per_sec, m.steady_at, m.ended_at)
-        decision = self.search.judge(m.users, window, m.steady_at, m.ended_at)
+        return window
+
+    def _judge(self, environment, m: _Measurement) -> str:
+        decision = self.search.judge(m.users, self.window(environment, m), m.steady_at, m.ended_at)
         step = self.search.steps[-1]
         logger.info(
             "capacity step %d users: %.1f requests/s, %s -> %s",
@@ -235,7 +281,78 @@ class Capacity(ScenarioShape):
             run.capacity = self.search.to_dict()
 
 
-SHAPES = {cls.scenario: cls for cls in (Baseline, Stress, Spike, Soak, Capacity, Mixed, Rate)}
+class RateCapacity(OpenModel, Capacity):
+    """How many requests per second can we promise? Step the offered rate up, judge each step's steady
+    window, stop at the first step that falls short of its offered rate (dropped arrivals, or fewer
+    started, beyond `tolerance`) or breaches the SLOs, judged on the intended-start latency (the clock
+    that includes the wait for a free user); the capacity is the last step that carried its rate and
+    met every SLO, in arrivals/s offered and requests/s achieved."""
+
+    scenario = "rate-capacity"
+
+    def new_search(self, objectives) -> CapacitySearch:
+        return CapacitySearch(objectives, min_growth=0.0, tolerance=self.params["tolerance"])
+
+    def snapshot(self, environment):
+        totals = arrivals.totals_of(environment)
+        return snapshot(environment.stats), snapshot(totals.intended)
+
+    def window(self, environment, m: _Measurement) -> Window:
+        (before, intended_before), (after, intended_after) = m.before, m.after
+        window = window_between(before, after, m.ended_at - m.before_at)
+        window.rate = requests_per_second(environment.stats.total.num_reqs_per_sec, m.steady_at, m.ended_at)
+        intended = window_between(intended_before, intended_after, m.ended_at - m.before_at).response_times
+        # Latency on the intended-start clock, for every request that served an arrival (all, in a pool).
+        window.response_times = {
+            key: intended.get(key, times) for key, times in window.response_times.items()
+        }
+        totals = arrivals.totals_of(environment)
+        window.arrivals = count_in(totals.due_per_sec, m.steady_at, m.ended_at)
+        window.dropped = count_in(totals.dropped_per_sec, m.steady_at, m.ended_at)
+        return window
+
+    def _judge(self, environment, m: _Measurement) -> str:
+        totals = arrivals.totals_of(environment)
+        achieved = requests_per_second(totals.started_per_sec, m.steady_at, m.ended_at)
+        decision = self.search.judge(
+            m.users,
+            self.window(environment, m),
+            m.steady_at,
+            m.ended_at,
+            offered_rate=m.rate,
+            achieved_rate=achieved,
+        )
+        step = self.search.steps[-1]
+        logger.info(
+            "rate capacity step %g arrivals/s offered: %.1f started/s, %d of %d dropped, %.1f requests/s, %s -> %s",
+            m.rate,
+            achieved or 0.0,
+            step.arrivals["dropped"],
+            step.arrivals["arrivals"],
+            step.requests_per_second,
+            step.short or ("SLOs met" if step.passed else "breached " + ", ".join(step.breached)),
+            decision,
+        )
+        self._publish(environment)
+        return decision
+
+
+SHAPES = {
+    cls.scenario: cls
+    for cls in (
+        Baseline,
+        Stress,
+        Spike,
+        Soak,
+        Capacity,
+        Mixed,
+        Rate,
+        RateStress,
+        RateSpike,
+        RateSoak,
+        RateCapacity,
+    )
+}
 # Locust's loader takes every non-abstract LoadTestShape in a locustfile's namespace and runs the first
 # one found: marked abstract, the lab's shapes imported into a locustfile never shadow its own shape.
 for _shape in SHAPES.values():

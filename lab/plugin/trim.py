@@ -26,6 +26,8 @@ import gevent
 from locust.runners import LocalRunner, MasterRunner
 from locust.stats import HISTORY_STATS_INTERVAL_SEC
 
+from lab.plugin import arrivals
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_HISTORY_SECONDS = 600
@@ -108,7 +110,14 @@ def trim_forever(environment, seconds: int, interval: float = TRIM_INTERVAL_SECO
     while True:
         gevent.sleep(interval)
         # Read environment.stats each time: Locust replaces the entries on clear_all.
-        trim_stats(environment.stats, seconds, time.time())
+        now = time.time()
+        trim_stats(environment.stats, seconds, now)
+        totals = arrivals.totals_of(environment)  # the open model's per-second counts and second clock
+        if totals is not None:
+            trim_stats(totals.intended, seconds, now)
+            trim_stats(totals.late, seconds, now)
+            for counts in totals.per_second():
+                trim_per_second(counts, int(now) - seconds)
 
 
 def on_init(environment, runner=None, **_kw) -> None:

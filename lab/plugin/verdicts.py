@@ -16,7 +16,7 @@ from locust.stats import calculate_response_time_percentile, diff_response_time_
 from lab.core import slo
 from lab.core.slo import Window
 from lab.core.yamlconf import ConfigError, located
-from lab.plugin import arrivals, runs
+from lab.plugin import runs
 
 logger = logging.getLogger(__name__)
 # abort_after: objectives are checked every CHECK_SECONDS over the last WINDOW_SECONDS of the run. On a
@@ -167,7 +167,7 @@ def judge(environment, run, figures) -> dict | None:
         window = search.capacity_window or search.windows[0]
     else:
         window = window_between({}, snapshot(figures.stats), figures.ended_at - run.started_at)
-        totals = arrivals.totals_of(environment)
+        totals = figures.arrivals
         if totals is not None:
             window.arrivals, window.dropped = totals.arrivals, totals.dropped
     verdicts = slo.evaluate(objectives, window)

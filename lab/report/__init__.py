@@ -175,6 +175,12 @@ def queries(run: RunRecord) -> dict[str, tuple[str, str]]:
         "pg_connections": "sum(pg_stat_activity_count)",
         "redis_commands_rate": f"sum(rate(redis_commands_processed_total{rw}))",
         "redis_memory": "sum(redis_memory_used_bytes)",
+        # The open model (lab.plugin.arrivals): no series for a closed run.
+        "arrival_rate": f"sum(locust_arrival_rate{sel})",
+        "cumulative_arrivals": f"sum(locust_arrivals_total{sel})",
+        "cumulative_dropped": f"sum(locust_arrivals_dropped_total{sel})",
+        "cumulative_started": f"sum(locust_arrival_lateness_seconds_count{sel})",
+        "intended_buckets": f"sum by (le) (locust_request_intended_duration_seconds_bucket{sel})",
     }
     return over_time
 
@@ -220,12 +226,19 @@ def build(
     requests = series(data["cumulative_requests"])
     rps = analysis.counter_rates(requests, spans) if requests else []
     failures = dict(analysis.counter_rates(series(data["cumulative_failures"]), spans))
+    counts = {name: series(data[f"cumulative_{name}"]) for name in ("arrivals", "dropped", "started")}
     over_time = {
         "users": users,
         "rps": rps,
         "error_ratio": [(t, failures[t] / v if v else None) for t, v in rps],
         "latency": analysis.window_quantiles(data["cumulative_buckets"], spans, QUANTILES),
         "api_latency": analysis.bucket_series_quantiles(data["api_latency_buckets"], QUANTILES),
+        "offered_rate": series(data["arrival_rate"]),
+        **{
+            f"{name}_rate": analysis.counter_rates(points, spans) if points else []
+            for name, points in counts.items()
+        },
+        "intended_latency": analysis.window_quantiles(data["intended_buckets"], spans, QUANTILES),
         **{
             name: series(data[name])
             for name in (
@@ -260,6 +273,9 @@ def build(
         if "capacity" in extras
         else None,
         "soak": soak_section(over_time, thresholds) if "soak" in run.scenario else None,
+        "arrivals": arrivals_section(extras["arrivals"], endpoints, overall, duration)
+        if "arrivals" in extras
+        else None,
         "time_series_missing": None if missing is None else NO_SERIES.format(reason=missing),
         "percentile_method": PERCENTILE_METHOD.format(
             bounds=", ".join(f"{b * 1000:g}" for b in bounds),
@@ -310,6 +326,7 @@ def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) ->
         steps.append(
             {
                 "users": step["users"],
+                "offered_rate": step.get("offered_rate"),  # a rate search's step: arrivals/s offered
                 "requests_per_second": step["requests_per_second"],
                 "p95_seconds": analysis.histogram_quantile(0.95, histogram),
                 "error_ratio": failed / count if count else None,
@@ -331,7 +348,16 @@ def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) ->
     knee = analysis.find_knee(steps, min_growth)
     users, rps = capacity.get("users"), capacity.get("requests_per_second")
     criteria = criteria_text([o for o in objectives if o.metric != "throughput"])  # not judged per step
-    if users is None:
+    rate_search = "rate" in capacity
+    if rate_search and capacity["rate"] is None:
+        first = f"{steps[0]['offered_rate']:g} arrivals/s" if steps else "?"
+        sentence = f"{criteria}, the API did not carry even the first step ({first}) on this stack."
+    elif rate_search:
+        sentence = (
+            f"{criteria}, the API carries {capacity['rate']:g} arrivals/s offered, {rps:.0f} requests/s, "
+            "on this stack."
+        )
+    elif users is None:
         first = steps[0]["users"] if steps else "?"
         sentence = f"{criteria}, the API did not sustain even the first step ({first} users) on this stack."
     else:
@@ -345,9 +371,41 @@ def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) ->
         else {"users": steps[knee]["users"], "requests_per_second": steps[knee]["requests_per_second"]},
         "users": users,
         "requests_per_second": rps,
+        "rate": capacity.get("rate"),  # a rate search: the offered arrivals/s of the capacity step
+        "rate_search": rate_search,
         "stopped_by": capacity.get("reason"),
         "p95_limit_seconds": p95[0] if p95 else None,
         "sentence": sentence,
+    }
+
+
+def arrivals_section(arrivals: dict, endpoints: dict, overall: dict, duration: float) -> dict:
+    """An open-model run's arrivals (arrivals.json, the master's frozen counts): offered (due) against
+    started and dropped, the lateness, and per endpoint both clocks' percentiles side by side, Locust's
+    response time (locust_stats.csv) and the intended-start latency, each by Locust's percentile function."""
+    due, dropped, started = arrivals["arrivals"], arrivals["dropped"], arrivals["started"]
+    per_second = (lambda n: n / duration) if duration > 0 else (lambda n: 0.0)
+    clocks = []
+    for key, intended in arrivals["intended"].items():
+        response = overall if key == "overall" else endpoints.get(key, {})
+        clocks.append(
+            {
+                "endpoint": key,
+                "requests": intended["requests"],
+                "response": {q: response.get(q) for q in results.PERCENTILE_COLUMNS},
+                "intended": {q: intended[q] for q in results.PERCENTILE_COLUMNS},
+            }
+        )
+    return {
+        "arrivals": due,
+        "dropped": dropped,
+        "started": started,
+        "dropped_ratio": dropped / due if due else None,
+        "offered_per_second": per_second(due),
+        "started_per_second": per_second(started),
+        "requests_per_second": overall["requests_per_second"],
+        "lateness": arrivals["lateness"],
+        "clocks": clocks,
     }
 
 

@@ -13,6 +13,9 @@ STOPPED_BY = {
     "breach": "a step breached an objective",
     "knee": "throughput stopped growing with users (the knee)",
     "max_users": "it reached the most users it was allowed to try",
+    "dropped": "a step dropped more of its arrivals than the tolerance allows",
+    "shortfall": "a step started fewer arrivals than offered, beyond the tolerance",
+    "max_rate": "it reached the highest rate it was allowed to offer",
 }
 MIB = 2.0**20
 
@@ -40,6 +43,9 @@ def render(report: dict, plots: list[dict]) -> str:
         context |= _capacity(cap)
     if soak is not None:
         context["soak_rows"] = _soak_rows(soak)
+    if report.get("arrivals") is not None:
+        context["arrivals"] = report["arrivals"]
+        context["clock_rows"] = _clock_rows(report["arrivals"])
     return _TEMPLATES.get_template("report.html").render(context) + "\n"
 
 
@@ -89,15 +95,16 @@ def _quantity(value, unit) -> str:
 
 
 def _capacity(cap) -> dict:
+    by = "offered_rate" if cap.get("rate_search") else "users"  # a rate search steps the offered rate
     rows = [
         [
-            f"{s['users']:g}",
+            f"{s[by]:g}",
             f"{s['requests_per_second']:.1f}",
             _ms(s["p95_seconds"]),
             _percent(s["error_ratio"]),
             _mark(s["passed"]) + (f" ({', '.join(s['breached'])})" if s["breached"] else ""),
         ]
-        for s in sorted(cap["steps"], key=lambda s: s["users"])
+        for s in sorted(cap["steps"], key=lambda s: s[by])
     ]
     knee = cap["knee"]
     knee_text = (
@@ -107,7 +114,35 @@ def _capacity(cap) -> dict:
         else "No knee: throughput still grew with users at every step."
     )
     stopped = STOPPED_BY.get(cap["stopped_by"], "it had not finished")
-    return {"capacity_rows": rows, "capacity_knee": knee_text, "capacity_stopped": stopped}
+    if cap.get("rate_search"):
+        knee_text = "A rate search has no knee: a step ends it by falling short of its offered rate."
+    head = [
+        "arrivals/s offered" if by == "offered_rate" else "users",
+        "requests/s",
+        "p95",
+        "error ratio",
+        "objectives",
+    ]
+    return {
+        "capacity_rows": rows,
+        "capacity_knee": knee_text,
+        "capacity_stopped": stopped,
+        "capacity_head": head,
+    }
+
+
+def _clock_rows(arrivals) -> list[list]:
+    """Per endpoint, each percentile on Locust's clock and on the intended-start clock, side by side."""
+    rows = []
+    for c in arrivals["clocks"]:
+        cells = [
+            Markup("<b>overall</b>") if c["endpoint"] == "overall" else c["endpoint"],
+            f"{c['requests']:,}",
+        ]
+        for q in ("p50_seconds", "p95_seconds", "p99_seconds"):
+            cells += [_ms(c["response"][q]), _ms(c["intended"][q])]
+        rows.append(cells)
+    return rows
 
 
 def _soak_rows(soak) -> list[list]:

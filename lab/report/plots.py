@@ -28,6 +28,10 @@ def draw(report: dict) -> list[dict]:
         )
     if report.get("soak"):
         plots.append({"id": "soak", "title": "Soak: drift over the steady part", "png": _soak(report)})
+    if report.get("arrivals"):
+        plots.append(
+            {"id": "arrivals", "title": "Open model: arrivals and both clocks", "png": _arrivals(report)}
+        )
     return plots
 
 
@@ -135,12 +139,13 @@ def _server(report):
 
 def _capacity(report):
     cap = report["capacity"]
-    steps = sorted(cap["steps"], key=lambda s: s["users"])
-    users = [s["users"] for s in steps]
+    by = "offered_rate" if cap.get("rate_search") else "users"  # a rate search steps the offered rate
+    steps = sorted(cap["steps"], key=lambda s: s[by])
+    users = [s[by] for s in steps]
     fig = Figure(figsize=(11, 5))
     ax = fig.subplots()
     ax.plot(users, [s["requests_per_second"] for s in steps], "o-", color=COLORS["b"], label="requests/s")
-    ax.set_xlabel("users")
+    ax.set_xlabel("arrivals/s offered" if by == "offered_rate" else "users")
     ax.set_ylabel("requests/s", color=COLORS["b"])
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
@@ -160,15 +165,55 @@ def _capacity(report):
     other.set_ylim(bottom=0)
     for s in steps:
         if not s.get("passed"):
-            ax.plot([s["users"]], [s["requests_per_second"]], "x", color="red", markersize=12)
-    if cap["users"] is not None:
-        ax.axvline(cap["users"], color=COLORS["p50"], linewidth=2, label=f"capacity: {cap['users']:g} users")
+            ax.plot([s[by]], [s["requests_per_second"]], "x", color="red", markersize=12)
+    best = cap["rate"] if by == "offered_rate" else cap["users"]
+    if best is not None:
+        unit = "arrivals/s" if by == "offered_rate" else "users"
+        ax.axvline(best, color=COLORS["p50"], linewidth=2, label=f"capacity: {best:g} {unit}")
     if cap["knee"]:
         ax.axvline(
             cap["knee"]["users"], color="gray", linestyle="--", label=f"knee: {cap['knee']['users']:g} users"
         )
     _legend(ax, other)
-    ax.set_title("Requests/s and p95 against users (red x: step failed its criteria)")
+    against = "the offered rate" if by == "offered_rate" else "users"
+    ax.set_title(f"Requests/s and p95 against {against} (red x: step failed its criteria)")
+    return _png(fig)
+
+
+def _arrivals(report):
+    s = report["series"]
+    fig = Figure(figsize=(11, 6))
+    axes = fig.subplots(2, 1, sharex=True)
+    drawn = False
+    for points, label, color, style in (
+        (s["offered_rate"], "offered (target) arrivals/s", "black", "--"),
+        (s["arrivals_rate"], "due arrivals/s", COLORS["a"], "-"),
+        (s["started_rate"], "started arrivals/s", COLORS["p50"], "-"),
+        (s["rps"], "requests/s", COLORS["b"], ":"),
+        (s["dropped_rate"], "dropped arrivals/s", COLORS["p99"], "-"),
+    ):
+        drawn |= _line(axes[0], points, label, color, 1.0, style)
+    axes[0].set_ylim(bottom=0)
+    _frame(axes[0], report, "per second", drawn)
+    _legend(axes[0])
+    axes[0].set_title("Offered against achieved: arrivals due, started and dropped")
+
+    drawn = False
+    for q, name in ((0.95, "p95"), (0.99, "p99")):
+        drawn |= _line(axes[1], s["latency"].get(q, []), f"{name} response time", COLORS[name], MS)
+        drawn |= _line(
+            axes[1],
+            s["intended_latency"].get(q, []),
+            f"{name} from the intended start",
+            COLORS[name],
+            MS,
+            "--",
+        )
+    axes[1].set_ylim(bottom=0)
+    _frame(axes[1], report, "latency (ms)", drawn)
+    _legend(axes[1])
+    axes[1].set_title("Both clocks (from the Locust histograms): the gap is the wait for a free user")
+    axes[1].set_xlabel("time (UTC)")
     return _png(fig)
 
 

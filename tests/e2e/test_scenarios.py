@@ -19,7 +19,7 @@ def test_lab_run_of_an_unknown_scenario_lists_the_valid_ones(stack):
     result = stack.lab("run", "nosuch", check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate"
+        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate, rate-stress, rate-spike, rate-soak, rate-capacity"
     )
 
 
@@ -56,3 +56,41 @@ def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack, capacity_r
     assert gauge(stack, f'locust_capacity_users{{run_id="{run_id}"}}', at)[""] == capacity["users"]
     rps = gauge(stack, f'locust_capacity_requests_per_second{{run_id="{run_id}"}}', at)[""]
     assert rps == pytest.approx(capacity["requests_per_second"])
+
+
+# The open model's search on the demo stack: ArrivalMix as the pool, at most five steps of 16 s (5 s left
+# out of each step's judgement) offering 50, 125, 200, 275, 350 arrivals/s (it carried 90/s in a trial).
+RATE_CAPACITY_ARGS = (
+    "--users", "60", "--set", "start_rate=50", "--set", "step_rate=75", "--set", "rate=350",
+    "--set", "step_duration=16s", "--set", "ramp=5s", "--set", "max_delay=1s",
+)  # fmt: skip
+
+
+def test_a_rate_capacity_search_on_the_demo_stack_finds_a_capacity_in_requests_per_second_and_says_why(stack):
+    result = stack.lab("run", "rate-capacity", *RATE_CAPACITY_ARGS, check=False, timeout=600)
+    print(result.stdout, result.stderr)  # the closing figures, shown with pytest -rA
+    run_id = stack.current_run_id()
+    assert run_id.endswith("-rate-capacity")
+    folder = stack.results_dir / run_id
+    capacity = json.loads((folder / "capacity.json").read_text())
+    steps = capacity["steps"]
+    assert [s["offered_rate"] for s in steps] == [50.0, 125.0, 200.0, 275.0, 350.0][: len(steps)]
+    assert capacity["reason"] in ("dropped", "shortfall", "breach", "max_rate")
+    assert result.returncode == 0, (
+        result.stdout + result.stderr
+    )  # judged at the capacity step: it met the SLOs
+    # A capacity in requests per second: the offered rate of the last step that carried it, and its requests/s.
+    carried = [s for s in steps if s["passed"]]
+    assert capacity["rate"] == carried[-1]["offered_rate"] and capacity["requests_per_second"] > 0
+    assert capacity["requests_per_second"] == carried[-1]["requests_per_second"]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("capacity: "))
+    assert (
+        f"{capacity['rate']:g} arrivals/s offered, {capacity['requests_per_second']:.1f} requests/s" in line
+    )
+    # Why it stopped: the reason, and unless every step carried its rate, what the last step did.
+    assert f"search ended by {capacity['reason']}" in line
+    if capacity["reason"] != "max_rate":
+        last = steps[-1]
+        assert not last["passed"] and f"at {last['offered_rate']:g} arrivals/s it " in line
+    arrivals = json.loads((folder / "arrivals.json").read_text())
+    assert arrivals["arrivals"] >= sum(s["arrivals"] for s in steps) > 0

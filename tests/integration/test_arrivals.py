@@ -5,6 +5,7 @@ is slow. Figures come from the exporter, scraped once the test has stopped (--au
 the process up for it); with the worker, a real Prometheus scrapes the run and the overview dashboard's
 open-model panels must return data. Every run is bounded by its scenario's parameters and a timeout."""
 
+import json
 import re
 import subprocess
 import sys
@@ -199,3 +200,50 @@ def test_a_pool_that_cannot_keep_up_drops_arrivals_and_the_second_clock_shows_th
     assert f["intended_count"] == served
     assert gap / served >= 0.5 * service_ms / 1000
     assert f["intended_le_1"] < f["response_le_1"]
+
+
+def test_a_rate_capacity_search_ends_where_the_pool_drops_arrivals_with_a_capacity_in_requests_per_second(
+    workdir,
+):
+    # 100 ms a request and a pool of 4: at most 40 arrivals/s are served. Steps of 15, 30, 45 ... /s:
+    # 30/s is carried, 45/s drops about one arrival in nine, far beyond the 2% tolerance.
+    service_ms, users = 100, 4
+    target, host = start_target(service_ms=service_ms, slots=50)
+    (workdir / "slo.yaml").write_text(
+        "objectives:\n  errors: {metric: error_ratio, max: 0.01}\n  p95: {metric: latency_p95, max: 2s}\n"
+    )
+    params = f"start_rate=15,step_rate=15,rate=90,users={users},step_duration=15s,ramp=5s,max_delay=1s,tolerance=0.02"
+    args = ["--host", host, "--scenarios-file", str(SCENARIOS_FILE), "--scenario", "rate-capacity"]
+    args += ["--scenario-params", params, "--slo-file", "slo.yaml"]
+    locust = LocustProcesses(
+        workdir,
+        ["locustfile.py", PLUGIN],
+        workers=1,
+        headless=True,
+        args=args,
+        worker_args=["--exporter-port", "0"],
+    ).start()
+    try:
+        code = locust.wait(timeout=PROCESS_TIMEOUT)
+    finally:
+        locust.stop()
+        stop_process(target)
+    (folder,) = (workdir / "results").iterdir()
+    capacity = json.loads((folder / "capacity.json").read_text())
+    steps = capacity["steps"]
+    assert code == 0, locust.logs()
+    assert folder.name.endswith("-rate-capacity")
+    assert capacity["reason"] == "dropped", capacity
+    assert [s["offered_rate"] for s in steps] == [15.0, 30.0, 45.0]
+    assert [s["passed"] for s in steps] == [True, True, False] and steps[-1]["short"] == "dropped"
+    ceiling = users / (service_ms / 1000)
+    last = steps[-1]
+    assert last["dropped"] > 0.02 * last["arrivals"] and last["achieved_rate"] <= ceiling * 1.02
+    # The capacity: the last step that carried its offered rate, and the requests/s it achieved (one a task).
+    assert capacity["rate"] == 30.0
+    assert capacity["requests_per_second"] == pytest.approx(30.0, rel=0.03)
+    assert steps[1]["achieved_rate"] == pytest.approx(30.0, rel=0.03) and steps[1]["dropped"] == 0
+    # The SLOs were judged on the intended-start clock: at the step that dropped, its p95 holds the wait
+    # for a free user on top of the service time.
+    p95 = {v["objective"]: v["value"] for v in last["verdicts"]}["p95"]
+    assert p95 >= service_ms / 1000 + 0.2

@@ -92,17 +92,25 @@ class Lab:
                   "--scenario-params", "start_users=2,step_users=2,users=6,step_duration=6s,ramp=1s"],
             env=env, name="capacity",
         )  # fmt: skip
+        # A short headless run of the open model (2 users for 150 arrivals/s: some are dropped), by run_headless().
+        self.rate = LocustProcesses(
+            self.workdir, [HERE / "report_rate_locustfile.py"], headless=True, exporter=True,
+            args=["--host", target_url, *lab_files, "--scenario", "rate",
+                  "--scenario-params", "rate=150,users=2,ramp=0s,duration=10s,max_delay=0.5s"],
+            env=env, name="rate",
+        )  # fmt: skip
+        targets = (self.locust, self.capacity, self.rate)
         self.prometheus = PrometheusServer(
             "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: locust\n"
             "    static_configs:\n      - targets:\n"
-            f"        - 127.0.0.1:{self.locust.exporter_port}\n        - 127.0.0.1:{self.capacity.exporter_port}\n"
+            + "".join(f"        - 127.0.0.1:{p.exporter_port}\n" for p in targets)
         ).start()
         self.prometheus_url = self.prometheus.url
         self.locust_url = self.locust.web_url
         self.locust.start().wait_ready()
 
     def stop(self) -> None:
-        for processes in (self.locust, self.capacity):
+        for processes in (self.locust, self.capacity, self.rate):
             if processes and processes.master:
                 processes.stop()
         if self.prometheus:
@@ -144,8 +152,11 @@ class Lab:
 
     def run_capacity(self) -> str:
         """The short headless capacity search in its own Locust; returns its run id."""
+        return self.run_headless(self.capacity)
+
+    def run_headless(self, processes: LocustProcesses) -> str:
         before = set(self.results.iterdir())
-        self.capacity.start().wait(timeout=120)
+        processes.start().wait(timeout=120)
         (folder,) = set(self.results.iterdir()) - before
         return folder.name
 
@@ -183,6 +194,7 @@ def lab():
             finally:
                 SlowableHandler.extra_delay = 0.0
             lab.capacity_run_id = lab.run_capacity()
+            lab.rate_run_id = lab.run_headless(lab.rate)
             yield lab
         finally:
             lab.stop()
@@ -254,6 +266,32 @@ def test_report_renders_in_headless_chromium(lab, tmp_path):
     assert len({tuple(p) for p in pixels[::8, ::8].reshape(-1, pixels.shape[2])}) > 50
     if os.environ.get("LAB_SCREENSHOT_DIR"):  # keep it to look at
         shutil.copy(shot, Path(os.environ["LAB_SCREENSHOT_DIR"]) / "report.png")
+
+
+def test_an_open_model_report_shows_the_arrivals_and_both_clocks_and_a_closed_one_neither(lab):
+    folder = lab.results / lab.rate_run_id
+    result = lab.lab("report", lab.rate_run_id)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((folder / "arrivals.json").read_text())
+    arrivals = json.loads((folder / "report.json").read_text())["arrivals"]
+    assert (arrivals["arrivals"], arrivals["dropped"], arrivals["started"]) == (
+        written["arrivals"],
+        written["dropped"],
+        written["started"],
+    )
+    assert written["arrivals"] >= 1400 and written["dropped"] > 0  # 150/s for 10 s, more than 2 users serve
+    rows = locust_rows(folder)
+    for clock in arrivals["clocks"]:  # Locust's CSV beside the second clock, both Locust's percentiles
+        row = rows["Aggregated" if clock["endpoint"] == "overall" else clock["endpoint"]]
+        assert clock["response"]["p95_seconds"] == int(row["95%"]) / 1000
+        assert clock["intended"] == {q: written["intended"][clock["endpoint"]][q] for q in clock["intended"]}
+        assert clock["intended"]["p95_seconds"] >= clock["response"]["p95_seconds"]
+    html = (folder / "report.html").read_text()
+    assert "Open model: arrivals and the second clock" in html
+    assert len(embedded_images(html)) == 3
+    assert lab.lab("report", lab.run_id).returncode == 0
+    assert "Open model" not in (lab.results / lab.run_id / "report.html").read_text()
+    assert not (lab.results / lab.run_id / "arrivals.json").exists()
 
 
 def test_capacity_report_from_a_real_capacity_search(lab):

@@ -215,14 +215,30 @@ def demo_api(postgres_server, redis_server):
 DEMO_SEED = {"SEED_ITEMS": "200", "SEED_USERS": "5", "SEED_USER_PASSWORD": "scenario-test-password"}
 
 
+BASELINE = ("baseline", "users=10,ramp=1s,duration=8s")
+
+
 @pytest.mark.parametrize(
-    ("selection", "names"),
+    ("selection", "scenario", "names"),
     [
-        ((), {"GET /api/v1/items?page", "GET /api/v1/items/[id]", "POST /api/v1/auth/login"}),
-        (("Shopper", "--tags", "orders"), {"POST /api/v1/auth/login", "POST /api/v1/orders"}),
+        ((), BASELINE, {"GET /api/v1/items?page", "GET /api/v1/items/[id]", "POST /api/v1/auth/login"}),
+        (("Shopper", "--tags", "orders"), BASELINE, {"POST /api/v1/auth/login", "POST /api/v1/orders"}),
+        # The open model: ArrivalMix, the demo mix as a pool, runs the three classes' tasks.
+        (
+            (),
+            ("rate", "rate=40,users=20,ramp=0s,duration=8s,max_delay=1s"),
+            {
+                "GET /api/v1/items?page",
+                "GET /api/v1/items/[id]",
+                "POST /api/v1/auth/login",
+                "POST /api/v1/orders",
+            },
+        ),
     ],
 )
-def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir, demo_api, selection, names):
+def test_the_demo_user_classes_run_against_the_demo_api_without_failures(
+    workdir, demo_api, selection, scenario, names
+):
     (workdir / "errors_slo.yaml").write_text("objectives:\n  errors: {metric: error_ratio, max: 0}\n")
     result = run_locust(
         workdir,
@@ -231,9 +247,9 @@ def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir
         "--host",
         demo_api,
         "--scenario",
-        "baseline",
+        scenario[0],
         "--scenario-params",
-        "users=10,ramp=1s,duration=8s",
+        scenario[1],
         "--slo-file",
         "errors_slo.yaml",
         locustfile=ROOT / "locust" / "locustfile.py",
@@ -245,6 +261,15 @@ def test_the_demo_user_classes_run_against_the_demo_api_without_failures(workdir
     assert names <= set(rows), sorted(rows)
     assert all(r["Failure Count"] == "0" for r in rows.values())
     assert not any(re.search(r"/\d+$", name) for name in rows)  # ids are grouped under one name
+    # A closed scenario leaves the open model's pool out; a rate scenario runs only it.
+    spawned = re.findall(r"All users spawned: (.*) \(\d+ total users\)", result.stderr)[-1]
+    pool = re.search(r'"ArrivalMix": (\d+)', spawned)
+    if scenario is BASELINE:
+        assert pool is None or pool[1] == "0", spawned
+    else:
+        assert pool[1] == "20" and not re.search(r'"(CatalogBrowser|AccountUser|Shopper)": [1-9]', spawned), (
+            spawned
+        )
 
 
 def test_a_capacity_step_longer_than_the_kept_stats_history_is_refused(workdir, target):

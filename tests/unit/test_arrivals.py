@@ -1,6 +1,7 @@
 """The open model's parts in process: the rate plan, the arrivals' counts, and the intended-start clock
 exported exactly at the bucket level, as Locust's own response times are (tests/unit/test_exporter.py)."""
 
+import json
 import time
 
 import gevent
@@ -191,3 +192,63 @@ def test_arrivals_follow_the_rate_as_it_changes_by_wall_clock(environment):
     expected = 1 + 10.0 * (changed - started) + 40.0 * (ended - changed)
     assert abs(due - expected) <= 3, (due, expected)
     assert totals.dropped == 0
+
+
+def test_per_second_counts_merge_and_start_again_at_each_report():
+    worker, master = arrivals.Totals(), arrivals.Totals()
+    for due in (100.2, 100.7, 101.1):
+        worker.count_due(due)
+    worker.count_dropped(100.7)
+    worker.count_started(101.5, 0.3)
+    master.merge(worker.report())
+    worker.count_due(101.9)
+    master.merge(worker.report())
+    master.merge(worker.report())  # nothing new
+    assert master.due_per_sec == {100: 2, 101: 2} and master.arrivals == 4
+    assert master.dropped_per_sec == {100: 1} and master.dropped == 1
+    assert master.started_per_sec == {101: 1} and master.lateness.num_requests == 1
+
+
+def test_an_ended_runs_arrival_series_stay_frozen_and_the_next_run_starts_from_zero(tmp_path, monkeypatch):
+    monkeypatch.setenv(runs.RESULTS_DIR_ENV, str(tmp_path / "results"))
+    events = Events()
+    runs.register(events)  # in the plugin's order: the run ends (and freezes) before arrivals reset
+    arrivals.register(events)
+    env = Environment(user_classes=[Pool], events=events, host="http://127.0.0.1:1")
+    env.create_local_runner()
+    events.init.fire(environment=env, runner=env.runner, web_ui=None)
+    collector = LocustCollector(env)
+    try:
+        env.runner.start(2, spawn_rate=100)
+        gevent.sleep(0.1)
+        arrivals.set_rate(env, 40.0, 1.0)
+        gevent.sleep(0.6)
+        first = runs.current(env)
+        env.runner.stop()
+        assert first.state == "ended"
+        ended = samples_of(collector.exposition().decode())
+        first_labels = (("run_id", first.run_id),)
+        due = ended[("locust_arrivals_total", first_labels)]
+        assert due > 0 and ended[("locust_arrival_lateness_seconds_count", first_labels)] > 0
+        # What changes the live totals after the end (a late report, a reset) leaves the run's series as they were.
+        arrivals.totals_of(env).count_due(time.time())
+        events.reset_stats.fire()
+        assert samples_of(collector.exposition().decode()) == ended
+        assert first.figures.arrivals.arrivals == due
+        written = json.loads((first.results_dir / "arrivals.json").read_text())
+        assert (written["run_id"], written["arrivals"]) == (first.run_id, due)
+        assert written["started"] == ended[("locust_arrival_lateness_seconds_count", first_labels)]
+        env.runner.start(2, spawn_rate=100)
+        gevent.sleep(0.1)
+        second = runs.current(env)
+        assert second is not first
+        now = samples_of(collector.exposition().decode())
+        assert not any(dict(labels).get("run_id") == first.run_id for _name, labels in now)
+        assert ("locust_arrivals_total", (("run_id", second.run_id),)) not in now  # nothing offered yet
+        arrivals.set_rate(env, 40.0, 1.0)
+        gevent.sleep(0.3)
+        now = samples_of(collector.exposition().decode())
+        assert 0 < now[("locust_arrivals_total", (("run_id", second.run_id),))] < due
+        env.runner.stop()
+    finally:
+        env.runner.quit()

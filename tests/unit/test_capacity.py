@@ -4,7 +4,17 @@ shape measures them (the steady part of each step)."""
 import pytest
 
 from lab.core import slo
-from lab.core.capacity import BREACH, CONTINUE, KNEE, MAX_USERS, CapacitySearch
+from lab.core.capacity import (
+    BREACH,
+    CONTINUE,
+    DROPPED,
+    KNEE,
+    MAX_RATE,
+    MAX_USERS,
+    SHORTFALL,
+    CapacitySearch,
+    short_of,
+)
 from lab.plugin.verdicts import window_between
 
 OBJECTIVES = [
@@ -99,3 +109,106 @@ def test_the_knee_is_growth_below_min_growth_of_the_expected_gain(rps, knee):
     # 10 users did 20 req/s; 10 more would add 20 at that rate: a gain under 25% of that (5) is the knee.
     result, decisions = search([(10, window(20, 50)), (20, window(rps, 50))])
     assert (decisions[-1] == KNEE) is knee
+
+
+# --- the rate search (rate-capacity): steps of offered arrivals/s, judged on carrying their rate ---------
+
+
+def rate_window(rps: float, p95_ms: int, dropped: int = 0) -> slo.Window:
+    """A rate step's steady window: as `window`, with rps arrivals due a second, `dropped` of them dropped;
+    its latencies are the intended-start clock's (the shape puts them there)."""
+    step_window = window(rps, p95_ms)
+    step_window.arrivals, step_window.dropped = round(rps * STEP_SECONDS), dropped
+    return step_window
+
+
+def rate_search(steps: list[tuple[float, float, slo.Window]]) -> tuple[CapacitySearch, list[str]]:
+    """steps: (offered arrivals/s, achieved (started) arrivals/s, window)."""
+    result = CapacitySearch(OBJECTIVES, min_growth=0.0, tolerance=0.02)
+    decisions = []
+    for i, (offered, achieved, step_window) in enumerate(steps):
+        decisions.append(
+            result.judge(
+                50,
+                step_window,
+                started_at=i * 60.0,
+                ended_at=i * 60.0 + STEP_SECONDS,
+                offered_rate=offered,
+                achieved_rate=achieved,
+            )
+        )
+        if decisions[-1] != CONTINUE:
+            break
+    return result, decisions
+
+
+def test_a_rate_search_stops_at_the_first_step_that_drops_and_keeps_the_rate_before():
+    result, decisions = rate_search(
+        [
+            (20.0, 20.0, rate_window(20, 50)),
+            (40.0, 39.9, rate_window(40, 80)),
+            (60.0, 45.0, rate_window(60, 200, dropped=600)),  # 600 of 2400 dropped
+        ]
+    )
+    assert decisions == [CONTINUE, CONTINUE, DROPPED]
+    capacity = result.to_dict()
+    assert (capacity["rate"], capacity["requests_per_second"], capacity["reason"]) == (40.0, 40.0, DROPPED)
+    assert capacity["users"] == 50  # the pool
+    last = capacity["steps"][-1]
+    assert (last["offered_rate"], last["achieved_rate"], last["arrivals"], last["dropped"]) == (
+        60.0,
+        45.0,
+        2400,
+        600,
+    )
+    assert last["short"] == DROPPED and last["passed"] is False and last["breached"] == []
+    assert result.capacity_window is result.windows[1]
+
+
+def test_a_rate_step_that_starts_fewer_arrivals_than_offered_falls_short():
+    result, decisions = rate_search([(20.0, 20.0, rate_window(20, 50)), (40.0, 38.0, rate_window(40, 50))])
+    assert decisions == [CONTINUE, SHORTFALL]  # 38 < 98% of 40, nothing dropped
+    assert result.to_dict()["rate"] == 20.0
+
+
+def test_a_rate_step_breaching_an_slo_stops_the_search_by_breach():
+    result, decisions = rate_search([(20.0, 20.0, rate_window(20, 50)), (40.0, 40.0, rate_window(40, 400))])
+    assert decisions == [CONTINUE, BREACH]
+    assert result.steps[-1].breached == ["p95"] and result.steps[-1].short is None
+
+
+def test_a_rate_search_without_a_step_falling_short_ends_at_its_maximum_rate():
+    result, decisions = rate_search(
+        [(20.0, 20.0, rate_window(20, 50)), (40.0, 39.5, rate_window(40, 60, dropped=16))]
+    )
+    assert decisions == [CONTINUE, CONTINUE]  # 16 of 1600 dropped and 39.5/s: within 2%
+    result.finish()
+    capacity = result.to_dict()
+    assert (capacity["rate"], capacity["reason"], capacity["tolerance"]) == (40.0, MAX_RATE, 0.02)
+
+
+def test_a_rate_search_whose_first_step_falls_short_has_no_capacity():
+    result, decisions = rate_search([(20.0, 10.0, rate_window(20, 50, dropped=400))])
+    assert decisions == [DROPPED]
+    capacity = result.to_dict()
+    assert (capacity["rate"], capacity["requests_per_second"], capacity["users"]) == (None, None, None)
+
+
+def test_a_closed_search_writes_no_rate_fields():
+    result, _ = search([(10, window(20, 50))])
+    assert "rate" not in result.to_dict() and "offered_rate" not in result.to_dict()["steps"][0]
+
+
+@pytest.mark.parametrize(
+    ("achieved", "arrivals", "dropped", "short"),
+    [
+        (100.0, 1000, 20, None),  # 2% dropped: at the tolerance
+        (100.0, 1000, 21, DROPPED),
+        (98.0, 1000, 0, None),
+        (97.9, 1000, 0, SHORTFALL),
+        (50.0, 1000, 500, DROPPED),  # drops explain the shortfall: named first
+        (0.0, 0, 0, SHORTFALL),  # nothing due or started at all
+    ],
+)
+def test_short_of_the_offered_rate_is_beyond_the_tolerance(achieved, arrivals, dropped, short):
+    assert short_of(100.0, achieved, arrivals, dropped, 0.02) == short

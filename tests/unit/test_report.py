@@ -59,6 +59,17 @@ def responses(scale=1.0):
         "pg_connections": matrix([({}, lambda t: 6)]),
         "redis_commands_rate": matrix([({}, lambda t: 25.0)]),
         "redis_memory": matrix([({}, lambda t: 2e6)]),
+        # A closed run: the open model's series do not exist (open_model_responses has them).
+        **dict.fromkeys(
+            (
+                "arrival_rate",
+                "cumulative_arrivals",
+                "cumulative_dropped",
+                "cumulative_started",
+                "intended_buckets",
+            ),
+            [],
+        ),
     }
     run = RunRecord(run_id=RUN_ID, scenario="baseline", host="", started_at=START, ended_at=END)
     assert set(data) == set(report.queries(run))
@@ -488,3 +499,116 @@ def test_cli_report_of_an_unknown_run_exits_2_with_one_line(tmp_path, capsys):
     assert main(["report", "nope", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lab: error: unknown run id 'nope'") and "\n" not in err
+
+
+# --- an open-model run: arrivals and the second clock -------------------------------------------------
+
+ARRIVALS = {
+    "run_id": RUN_ID,
+    "arrivals": 130,
+    "dropped": 10,
+    "started": 120,
+    "lateness": {"p50_seconds": 0.002, "p95_seconds": 0.4, "p99_seconds": 0.9},
+    "intended": {
+        "GET /items": {"requests": 100, "p50_seconds": 0.052, "p95_seconds": 0.5, "p99_seconds": 1.1},
+        "POST /login": {"requests": 20, "p50_seconds": 0.21, "p95_seconds": 0.9, "p99_seconds": 1.5},
+        "overall": {"requests": 120, "p50_seconds": 0.06, "p95_seconds": 0.7, "p99_seconds": 1.4},
+    },
+}
+
+
+def open_model_responses():
+    """A 60 s rate run offering 130 arrivals: 120 started, 10 dropped; the intended-start histogram is the
+    response-time one with a third of each bucket's requests a bucket later."""
+    data = responses()
+    data["arrival_rate"] = matrix([({}, lambda t: 130 / 60)])
+    data["cumulative_arrivals"] = matrix([({}, lambda t: 130 * (t - START) / 60)])
+    data["cumulative_dropped"] = matrix([({}, lambda t: 10 * (t - START) / 60)])
+    data["cumulative_started"] = matrix([({}, lambda t: 120 * (t - START) / 60)])
+    data["intended_buckets"] = matrix(
+        [
+            ({"le": le}, lambda t, n=n: n * (t - START) / 60)
+            for le, n in zip(LES, (5, 30, 80, 110, 120), strict=True)
+        ]
+    )
+    return data
+
+
+def test_an_open_model_run_shows_offered_against_achieved_and_both_clocks_side_by_side(tmp_path):
+    built = report.build(
+        make_run(tmp_path, "rate"), open_model_responses(), {"arrivals": ARRIVALS}, THRESHOLDS
+    )
+    arrivals = built["arrivals"]
+    assert (arrivals["arrivals"], arrivals["dropped"], arrivals["started"]) == (130, 10, 120)
+    assert arrivals["dropped_ratio"] == pytest.approx(10 / 130)
+    assert arrivals["offered_per_second"] == pytest.approx(130 / 60)
+    assert arrivals["started_per_second"] == pytest.approx(2.0)
+    assert arrivals["requests_per_second"] == built["summary"]["requests_per_second"]
+    # Locust's response time (locust_stats.csv) beside the intended-start latency (arrivals.json).
+    clocks = {c["endpoint"]: c for c in arrivals["clocks"]}
+    assert clocks["GET /items"]["response"] == {"p50_seconds": 0.05, "p95_seconds": 0.098, "p99_seconds": 0.4}
+    assert clocks["GET /items"]["intended"] == {"p50_seconds": 0.052, "p95_seconds": 0.5, "p99_seconds": 1.1}
+    assert (
+        clocks["overall"]["response"]["p95_seconds"] == 0.3
+        and clocks["overall"]["intended"]["p95_seconds"] == 0.7
+    )
+    # Over time, both clocks by the same quantile estimate as the latency plot.
+    series = built["series"]
+    assert [v for _, v in series["arrivals_rate"]] == pytest.approx([130 / 60] * 12)
+    assert [v for _, v in series["dropped_rate"]] == pytest.approx([10 / 60] * 12)
+    p95 = [v for _, v in series["intended_latency"][0.95]]
+    assert p95 == pytest.approx([0.5] * 12)  # the rank 114 of 120 is above the 110 at or below 0.5 s: +Inf
+    assert all(
+        i > r
+        for (_, i), (_, r) in zip(series["intended_latency"][0.95], series["latency"][0.95], strict=True)
+    )
+    html = render(built)
+    page = parse_page(html)
+    assert "Open model: arrivals and the second clock" in page.headings
+    assert len(page.images) == 3  # the client and server timelines, and the open model's
+    assert "<td>500.0 ms</td>" in html and "7.69%" in html  # GET /items' intended p95; the dropped ratio
+    assert "arrivals" in report.strip_series(built)
+
+
+def test_a_closed_run_shows_neither_the_arrivals_nor_the_second_clock(tmp_path):
+    built = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)
+    assert built["arrivals"] is None
+    html = render(built)
+    assert "Open model" not in html and "intended" not in html
+    assert len(parse_page(html).images) == 2
+
+
+RATE_CAPACITY = {
+    "users": 40,
+    "requests_per_second": 29.8,
+    "rate": 30.0,
+    "tolerance": 0.02,
+    "reason": "dropped",
+    "min_growth": 0.0,
+    "steps": [
+        {**capacity_step(40, 15.0, START), "offered_rate": 15.0, "dropped": 0, "short": None},
+        {**capacity_step(40, 29.8, START + 15), "offered_rate": 30.0, "dropped": 0, "short": None},
+        {
+            **capacity_step(40, 40.1, START + 30, passed=False),
+            "offered_rate": 45.0,
+            "dropped": 70,
+            "short": "dropped",
+        },
+    ],
+}
+
+
+def test_a_rate_capacity_search_is_stated_in_arrivals_and_requests_per_second(tmp_path):
+    extras = {"capacity": RATE_CAPACITY}
+    built = report.build(
+        make_run(tmp_path, "rate-capacity"), capacity_responses(), extras, objectives(tmp_path)
+    )
+    cap = built["capacity"]
+    assert cap["sentence"] == (
+        "At p95 under 500 ms and errors under 1%, the API carries 30 arrivals/s offered, 30 requests/s, on this stack."
+    )
+    assert cap["rate"] == 30.0 and cap["stopped_by"] == "dropped"
+    assert [s["offered_rate"] for s in cap["steps"]] == [15.0, 30.0, 45.0]
+    html = render(built)
+    assert "<th>arrivals/s offered</th>" in html and "dropped more of its arrivals than the tolerance" in html
+    assert len(parse_page(html).images) == 3

@@ -69,6 +69,20 @@ def test_runs_are_listed_newest_first_with_their_figures(tmp_path, capsys):
     ]
 
 
+def test_a_rate_search_is_listed_with_the_rate_it_carried(tmp_path, capsys):
+    write_run(
+        tmp_path,
+        "20231115T080000Z-rate-capacity",
+        "rate-capacity",
+        1_700_035_200,
+        1_700_035_300,
+        slo={"passed": True},
+        capacity={"users": 40, "requests_per_second": 88.72, "rate": 90.0},
+    )
+    assert main(["runs", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[-4:] == ["90/s", "offered", "@", "88.7/s"]
+
+
 def test_an_empty_results_folder_says_how_to_start_a_run(tmp_path, capsys):
     assert main(["runs", "--results", str(tmp_path)]) == 0
     assert "no runs in" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """The scenarios file: defaults, validation with line numbers, overrides; and `lab run`'s checks of
 its arguments, which fail before anything is sent to the master."""
 
+import re
 from argparse import Namespace
 from pathlib import Path
 
@@ -137,14 +138,63 @@ def test_overrides_are_checked_together_with_the_file():
         scenarios.resolve(options, "capacity")
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("ramp=2m", "rate-capacity: ramp must be shorter than step_duration"),
+        ("start_rate=500", "rate-capacity: start_rate must not exceed rate (the maximum)"),
+        ("tolerance=1", "rate-capacity: tolerance must be under 1 (0.02 is 2%)"),
+    ],
+)
+def test_a_rate_capacity_search_checks_its_parameters_together(params, message):
+    options = Namespace(scenarios_file=str(SHIPPED), scenario_params=params)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        scenarios.resolve(options, "rate-capacity")
+
+
+def test_the_rate_scenarios_shapes_are_named_for_the_class_picker():
+    assert [scenarios.shape_class_name(s) for s in ("capacity", "rate", "rate-capacity", "rate-soak")] == [
+        "Capacity",
+        "Rate",
+        "RateCapacity",
+        "RateSoak",
+    ]
+
+
 def test_lab_run_lists_the_valid_scenarios_for_an_unknown_one(capsys):
     assert main(["run", "nosuch"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (
-        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate"
+        "lab: error: unknown scenario 'nosuch': valid scenarios are baseline, stress, spike, soak, capacity, mixed, rate, rate-stress, rate-spike, rate-soak, rate-capacity"
     )
 
 
 def test_lab_run_rejects_a_parameter_the_scenario_lacks(capsys):
     assert main(["run", "capacity", "--duration", "5m"]) == 2
     assert "scenario 'capacity' has no parameter 'duration'" in capsys.readouterr().err
+
+
+def test_lab_run_states_a_rate_capacity_in_arrivals_and_requests_per_second_and_why_it_stopped():
+    from lab.cli.run import rate_capacity_line
+
+    steps = [
+        {"offered_rate": 15.0, "achieved_rate": 15.0, "arrivals": 120, "dropped": 0, "passed": True, "short": None},
+        {"offered_rate": 30.0, "achieved_rate": 30.0, "arrivals": 270, "dropped": 0, "passed": True, "short": None},
+        {"offered_rate": 45.0, "achieved_rate": 39.0, "arrivals": 405, "dropped": 51, "passed": False,
+         "short": "dropped", "breached": []},
+    ]  # fmt: skip
+    capacity = {"rate": 30.0, "requests_per_second": 30.04, "reason": "dropped", "steps": steps}
+    assert rate_capacity_line(capacity) == (
+        "capacity: 30 arrivals/s offered, 30.0 requests/s achieved "
+        "(search ended by dropped: at 45 arrivals/s it dropped 51 of 405, 3 steps)"
+    )
+    breached = {**steps[1], "passed": False, "breached": ["catalog-p95"]}
+    assert rate_capacity_line(
+        {"rate": None, "requests_per_second": None, "reason": "breach", "steps": [breached]}
+    ) == (
+        "capacity: none, even the first step fell short or breached the SLOs "
+        "(breach: at 30 arrivals/s it breached catalog-p95)"
+    )
+    assert rate_capacity_line({**capacity, "reason": "max_rate", "steps": steps[:2]}).endswith(
+        "(search ended by max_rate, 2 steps)"
+    )

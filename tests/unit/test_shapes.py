@@ -122,3 +122,58 @@ def test_shipped_scenarios_end_by_themselves(name):
     plan = plans.PLANS[name](params, weights) if name == "mixed" else plans.PLANS[name](params)
     assert plan.at(0) is not None
     assert plan.at(plan.duration) is None
+
+
+def test_rate_stress_climbs_in_equal_rate_steps_with_the_pool_kept():
+    plan = plans.PLANS["rate-stress"](
+        {"rate": 100.0, "users": 40, "steps": 4, "step_duration": 10.0, "duration": 20.0, "max_delay": 1.0}
+    )
+    assert plan.duration == 60.0
+    assert [plan.at(t).rate for t in (0, 10, 20, 30, 45)] == [25.0, 50.0, 75.0, 100.0, 100.0]
+    assert [plan.at(t).stage for t in (0, 39.9, 40)] == ["ramp", "ramp", "peak"]
+    assert {plan.at(t).users for t in (0, 30, 59)} == {40} and plan.at(60) is None
+
+
+def test_rate_spike_surges_the_rate_and_recovers():
+    plan = plans.PLANS["rate-spike"](
+        {
+            "rate": 10.0,
+            "spike_rate": 80.0,
+            "users": 30,
+            "warmup": 5.0,
+            "surge": 3.0,
+            "recovery": 7.0,
+            "max_delay": 1.0,
+        }
+    )
+    assert [(plan.at(t).rate, plan.at(t).stage) for t in (0, 5, 7.9, 8)] == [
+        (10.0, "warmup"),
+        (80.0, "surge"),
+        (80.0, "surge"),
+        (10.0, "recovery"),
+    ]
+    assert plan.at(15) is None
+
+
+def test_rate_capacity_steps_the_offered_rate_up_to_the_maximum():
+    params = {
+        "start_rate": 10.0,
+        "step_rate": 15.0,
+        "rate": 50.0,
+        "users": 20,
+        "step_duration": 20.0,
+        "ramp": 5.0,
+        "max_delay": 1.0,
+        "tolerance": 0.02,
+    }
+    plan = plans.PLANS["rate-capacity"](params)
+    assert plan.rates == [10.0, 25.0, 40.0, 50.0]  # the last step is the maximum
+    assert plan.duration == 80.0
+    tick = plan.at(24.0)
+    assert (tick.rate, tick.step, tick.stage, tick.users) == (25.0, 1, "ramp", 20)
+    assert plan.at(25.0).stage == "steady" and plan.at(80.0) is None
+    assert plans.PLANS["rate-capacity"]({**params, "step_rate": 20.0, "rate": 50.0}).rates == [
+        10.0,
+        30.0,
+        50.0,
+    ]
