@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import dashboards
 from tests.support.locust import PLUGIN, LocustProcesses, locust_command
 
 pytestmark = pytest.mark.unit
@@ -33,6 +34,7 @@ GROUPS = (
     "node-exporter",
     "process-exporter",
 )
+_GROUPNAME = re.compile(r'groupname(=~?)"([^"]*)"')
 
 
 def rules() -> list[dict]:
@@ -128,3 +130,12 @@ def test_the_tests_own_servers_are_in_no_group():
     )
     assert group_of("prometheus", ["/bin/prometheus", "--config.file=/etc/prometheus/prometheus.yml"]) is None
     assert group_of("python", ["python", "-m", "uvicorn", "demoapi.main:app", "--port", "0"]) is None
+
+
+def test_every_group_the_dashboards_query_exists():
+    used = set()
+    for query in dashboards.panel_queries("run"):
+        for operator, value in _GROUPNAME.findall(query.expr):
+            used |= set(value.split("|")) if operator == "=~" else {value}
+    assert used, "no dashboard queries a process group by name"
+    assert used <= set(GROUPS), used - set(GROUPS)
