@@ -77,7 +77,7 @@ SECTIONS = (
         ("--minutes", "2"),
         (SOAK_MINUTES + 2) * 60,
     ),
-    Section("stack", "bench/stack.py", ("--hold", "2m"), ("--quick",), 480, json=True),
+    Section("stack", "bench/stack.py", ("--hold", "2m"), ("--quick",), 720, json=True),
     Section(
         "workers",
         "bench/workers.py",
@@ -330,6 +330,11 @@ def summary(outcomes: list[Outcome]) -> list[str]:
             f"| Prometheus series, default scenario | {after['head_series']:,.0f} | - |",
             f"| Prometheus disk per hour (WAL, measured) | {wal_hour:,.0f} MiB | - |",
         ]
+        for name, cost in stack["system_exporters"]["exporters"].items():
+            lines.append(
+                f"| {name}, idle: CPU, resident memory, series | {cost['cores']:.3f} cores, "
+                f"{cost['rss_bytes'] / 1024**2:,.0f} MiB, {cost['series']:,} series | - |"
+            )
     workers = figures.get("workers")
     if workers:
         for count in sorted({c["workers"] for c in workers["clusters"]}):

@@ -4,13 +4,16 @@ Runs the lab as its own compose project (loadlab-bench, its own ports, .env and 
 temp dir, the offline images, which must be built: `make images-offline`):
 
 1. `lab up` on fresh volumes, timed until every service is healthy (it waits for that itself);
-2. the idle stack's memory, per container, from `docker stats --no-stream`;
+2. the idle stack's memory, per container, from `docker stats --no-stream`, then what the system
+   exporters (node-exporter, process-exporter) cost on it over an idle window: their containers' CPU
+   (the engine's cumulative CPU time, healthchecks included), their processes' resident memory, and the
+   series and scrape time of their Prometheus jobs;
 3. a bounded run of the default scenario (`lab run baseline`, 20 users, with a shorter hold), then
    Prometheus's series and the growth of its on-disk data over the run, extrapolated to an hour;
 4. `lab down` (volumes kept), `lab up` again on the kept volumes, and `lab down --volumes`, timed.
 
 Everything it starts it removes (`lab down --volumes`, also on failure or Ctrl-C).
-Usage: python bench/stack.py [--hold 3m] [--quick]
+Usage: python bench/stack.py [--hold 3m] [--idle SECONDS] [--quick]
 """
 
 import argparse
@@ -26,10 +29,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import docker
+
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "loadlab-bench"
 PORTS = {"GRAFANA_PORT": "13400", "LOCUST_WEB_PORT": "18489", "PROMETHEUS_PORT": "19490"}
 SETTLE_SECONDS = 20
+# The system profile's exporters and their Prometheus jobs.
+SYSTEM_EXPORTERS = {"node-exporter": "node", "process-exporter": "process"}
 UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1e3, "MB": 1e6, "GB": 1e9}
 
 
@@ -102,6 +109,43 @@ class Stack:
         result = self.instant(promql)
         return float(result[0]["value"][1]) if result else 0.0
 
+    def exporter_cost(self, seconds: float) -> dict[str, dict]:
+        """Per system exporter: CPU in cores averaged over `seconds` (the container's cumulative CPU time
+        from the engine, its healthchecks included), its process's resident memory, and its job's series
+        and mean scrape duration over that window."""
+        client = docker.from_env()
+        containers = {name: client.containers.get(self.containers(name)[0]) for name in SYSTEM_EXPORTERS}
+
+        def cpu_seconds() -> dict[str, float]:
+            return {
+                name: c.stats(stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+                for name, c in containers.items()
+            }
+
+        before, started = cpu_seconds(), time.monotonic()
+        time.sleep(seconds)
+        after, elapsed = cpu_seconds(), time.monotonic() - started
+        series = self.series_by_job()
+        window = f"{int(elapsed)}s"
+        cost = {}
+        for name, container in containers.items():
+            container.reload()
+            job = SYSTEM_EXPORTERS[name]
+            status = Path(f"/proc/{container.attrs['State']['Pid']}/status").read_text()
+            rss_kib = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)[1])
+            cost[name] = {
+                "job": job,
+                "cores": (after[name] - before[name]) / elapsed,
+                "rss_bytes": rss_kib * 1024,
+                "series": series.get(job, 0),
+                "scrape_s": self.query(f'avg_over_time(scrape_duration_seconds{{job="{job}"}}[{window}])'),
+            }
+        return {
+            "seconds": elapsed,
+            "host_processes": sum(p.name.isdigit() for p in Path("/proc").iterdir()),
+            "exporters": cost,
+        }
+
     def series_by_job(self) -> dict[str, int]:
         result = self.instant('count by (job) ({job!=""})')
         return {r["metric"].get("job", "?"): int(float(r["value"][1])) for r in result}
@@ -126,12 +170,14 @@ class Stack:
         }
 
 
-def measure(stack: Stack, hold: str, quick: bool) -> dict:
+def measure(stack: Stack, hold: str, idle: float, quick: bool) -> dict:
     figures: dict = {"hold": hold}
     print("stack: lab up (fresh volumes)", file=sys.stderr)
     figures["up_fresh_s"] = stack.lab("up")
     time.sleep(SETTLE_SECONDS)
     figures["idle_memory"] = stack.memory()
+    print(f"stack: the system exporters' cost, idle, over {idle:.0f} s", file=sys.stderr)
+    figures["system_exporters"] = stack.exporter_cost(idle)
     before = stack.tsdb()
     print(f"stack: lab run baseline --duration {hold}", file=sys.stderr)
     started = time.monotonic()
@@ -166,8 +212,9 @@ def markdown(f: dict) -> str:
     lines = [
         "## The stack",
         "",
-        f"The offline stack (demo profile: api, postgres, redis, their exporters, Prometheus, a Locust master "
-        f"and 2 workers; Grafana has no offline image) as compose project `{PROJECT}`, images already built.",
+        f"The offline stack (demo and system profiles: api, postgres, redis, their exporters, node-exporter, "
+        f"process-exporter, Prometheus, a Locust master and 2 workers; Grafana has no offline image) as "
+        f"compose project `{PROJECT}`, images already built.",
         "",
         "| step | seconds |",
         "| --- | ---: |",
@@ -189,6 +236,22 @@ def markdown(f: dict) -> str:
     for name, value in sorted(memory.items(), key=lambda item: -item[1]):
         lines.append(f"| {name} | {mib(value)} |")
     lines += [f"| **whole stack** | **{mib(sum(memory.values()))}** |", ""]
+    system = f["system_exporters"]
+    lines += [
+        f"What the system exporters cost on the idle stack, over {system['seconds']:.0f} s after that "
+        f"({system['host_processes']} processes on the host, which process-exporter reads at every scrape): "
+        "CPU from the engine's cumulative CPU time of each container (its healthchecks included), resident "
+        "memory of its process (`VmRSS`), and its Prometheus job's series and mean scrape duration:",
+        "",
+        "| exporter (job) | CPU, cores | resident memory, MiB | series | scrape, ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, cost in system["exporters"].items():
+        lines.append(
+            f"| {name} (`{cost['job']}`) | {cost['cores']:.4f} | {cost['rss_bytes'] / 1024**2:,.1f} "
+            f"| {cost['series']:,} | {cost['scrape_s'] * 1000:,.1f} |"
+        )
+    lines.append("")
     series = f["series_by_job"]
     lines += [
         f"Prometheus during the default scenario (`lab run baseline --duration {f['hold']}`: 20 users, a 30 s "
@@ -219,15 +282,20 @@ def markdown(f: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hold", default="3m", help="the baseline scenario's hold (default 3m)")
-    parser.add_argument("--quick", action="store_true", help="a 30 s hold, no second `lab up`")
+    parser.add_argument(
+        "--idle", type=float, default=180, help="seconds the system exporters' idle cost is averaged over"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a 30 s hold and idle window, no second `lab up`"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here, as JSON")
     args = parser.parse_args()
     if args.quick:
-        args.hold = "30s"
+        args.hold, args.idle = "30s", 30
     with tempfile.TemporaryDirectory(prefix="lab-bench-stack-") as tmp:
         stack = Stack(Path(tmp))
         try:
-            figures = measure(stack, args.hold, args.quick)
+            figures = measure(stack, args.hold, args.idle, args.quick)
         finally:
             print("stack: lab down --volumes", file=sys.stderr)
             down_volumes_s = stack.lab("down", "--volumes", ok=(0, 1))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every image of the stack with no container registry: Debian bases made with debootstrap,
-# stand-ins for postgres, redis, prometheus and the two exporters from Debian's packages, and the
+# stand-ins for postgres, redis, prometheus and the exporters from Debian's packages, and the
 # project's own images (api, locust) on the trixie base. Tags come from offline.env and say the
 # version of what is inside; the build fails when Debian's package is not that version (the
 # upstream images the compose file pins are in the same series: tests/unit/test_offline_pins.py).
@@ -96,6 +96,8 @@ standin "$REDIS_IMAGE" "$here/redis" "$LAB_BASE_IMAGE" redis-server
 standin "$PROMETHEUS_IMAGE" "$here/prometheus" "$LAB_SID_BASE_IMAGE" prometheus
 standin "$POSTGRES_EXPORTER_IMAGE" "$here/postgres-exporter" "$LAB_BASE_IMAGE" prometheus-postgres-exporter
 standin "$REDIS_EXPORTER_IMAGE" "$here/redis-exporter" "$LAB_BASE_IMAGE" prometheus-redis-exporter
+standin "$NODE_EXPORTER_IMAGE" "$here/node-exporter" "$LAB_BASE_IMAGE" prometheus-node-exporter
+standin "$PROCESS_EXPORTER_IMAGE" "$here/process-exporter" "$LAB_BASE_IMAGE" prometheus-process-exporter
 build "$API_IMAGE" "$root/compose/api" --build-arg "BASE=$LAB_BASE_IMAGE"
 build "$LOCUST_IMAGE" "$root" -f "$root/compose/locust/Dockerfile" --build-arg "BASE=$LAB_BASE_IMAGE"
 echo "offline images ready: run the stack with LAB_OFFLINE=1 (see README, Offline and air-gapped use)"

@@ -1,8 +1,9 @@
 """The Grafana dashboards, as code: `lab dashboards` writes them as JSON into grafana/dashboards/,
 with the SLO alert rules into prometheus/rules/, all thresholds taken from locust/slo.yaml.
 
-Four dashboards read the metric contract of docs/architecture.md: the load test overview (the home
-dashboard), the system under test, capacity (for stakeholder demos) and soak (long-window drift).
+Five dashboards read the metric contract of docs/architecture.md: the load test overview (the home
+dashboard), the system under test, the system's resources (USE), capacity (for stakeholder demos) and
+soak (long-window drift).
 `panel_queries` lists every PromQL expression with its variables filled in, so tests and tools
 check the same queries Grafana sends.
 """
@@ -25,6 +26,7 @@ from lab.dashboards.overview import overview
 from lab.dashboards.panels import Limits, limits
 from lab.dashboards.soak import soak
 from lab.dashboards.sut import system_under_test
+from lab.dashboards.system import system
 
 DEFAULT_OUT = Path("grafana") / "dashboards"
 DEFAULT_RULES = Path("prometheus") / "rules"
@@ -39,6 +41,7 @@ OVERVIEW_FILE = "load-test-overview.json"
 DASHBOARDS: dict[str, Callable] = {
     OVERVIEW_FILE: overview,
     "system-under-test.json": system_under_test,
+    "system.json": system,
     "capacity.json": capacity,
     "soak.json": soak,
 }

@@ -1,13 +1,18 @@
 """The load test overview, Grafana's home dashboard: the chosen run's load, throughput, failures,
-response times, endpoints, workers and SLO verdicts.
+response times, the host's CPU and the busiest services, endpoints, workers and SLO verdicts.
 """
 
 from lab.dashboards.panels import (
     BUCKETS,
     FAILURES,
+    HOST_CORES,
+    HOST_CPU_CORES,
+    NODE,
     RATE,
     REQUESTS,
     RUN,
+    SATURATION_THRESHOLDS,
+    SERVICE_CPU_CORES,
     Column,
     Limits,
     dashboard,
@@ -143,6 +148,36 @@ def overview(limits: Limits):
                         "p95 response time by endpoint",
                         targets(("{{method}} {{name}}", locust_quantile(0.95, by="method, name, le"))),
                         unit="s",
+                    ),
+                ),
+            ],
+        ),
+        "System: the host's CPU and the busiest services (what a latency rise may come from)",
+        (
+            7,
+            [
+                (
+                    12,
+                    timeseries(
+                        "Host CPU busy and load, per core",
+                        targets(
+                            ("CPU busy", f"{HOST_CPU_CORES} / {HOST_CORES}"),
+                            ("load per core", f"sum(node_load1{{{NODE}}}) / {HOST_CORES}"),
+                        ),
+                        unit="percentunit",
+                        thresholds=SATURATION_THRESHOLDS,
+                        description="The share of the host's cores in use, and the 1-minute load average per "
+                        "core (above 100%, tasks queue for a CPU). Generators and the system under test share "
+                        "this machine. More in the System dashboard.",
+                    ),
+                ),
+                (
+                    12,
+                    timeseries(
+                        "Busiest services' CPU, in cores",
+                        targets(("{{groupname}}", f"topk(3, {SERVICE_CPU_CORES})")),
+                        description="The three compose services using the most CPU at each moment. A "
+                        "single-threaded one (the API's uvicorn, Redis, a Locust process) is at its limit at 1.",
                     ),
                 ),
             ],

@@ -29,6 +29,19 @@ RATE = "[$__rate_interval]"
 
 NO_THRESHOLDS = [{"color": "green", "value": None}]
 
+# The host (node-exporter, job `node`) and the stack's services (process-exporter, job `process`, one
+# `groupname` a compose service): the `system` profile. CPU is in cores: a rate of CPU seconds.
+NODE = 'job="node"'
+HOST_CORES = f'count(node_cpu_seconds_total{{{NODE}, mode="idle"}})'
+# Idle and I/O wait are time the CPUs had nothing to run.
+HOST_CPU_CORES = f'sum(rate(node_cpu_seconds_total{{{NODE}, mode!~"idle|iowait"}}{RATE}))'
+SERVICE_CPU_CORES = (
+    f'sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total{{job="process"}}{RATE}))'
+)
+# Saturation starts here: a resource busier than this share of its limit queues work.
+SATURATED = 0.85
+SATURATION_THRESHOLDS = NO_THRESHOLDS + [{"color": "red", "value": SATURATED}]
+
 
 class Limits(NamedTuple):
     """The colour steps and limits the dashboards show, all from the SLO file (locust/slo.yaml)."""

@@ -15,7 +15,17 @@ from lab.core.config import parse_env_file
 pytestmark = pytest.mark.e2e
 
 # Grafana is not in the offline stack (no Debian package); checked when it runs.
-NON_ROOT = {"api", "postgres", "redis", "postgres-exporter", "redis-exporter", "prometheus", "grafana"}
+NON_ROOT = {
+    "api",
+    "postgres",
+    "redis",
+    "postgres-exporter",
+    "redis-exporter",
+    "node-exporter",
+    "process-exporter",
+    "prometheus",
+    "grafana",
+}
 
 
 def process_uids(stack) -> dict[str, set[int]]:

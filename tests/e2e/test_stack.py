@@ -11,13 +11,15 @@ SERVICES = {
     "redis",
     "postgres-exporter",
     "redis-exporter",
+    "node-exporter",
+    "process-exporter",
     "locust-master",
     "locust-worker",
     "prometheus",
 }
 # Steps that run once on `lab up`, then exit.
 ONE_SHOT = {"postgres-roles"}
-JOBS = {"locust", "api", "postgres", "redis", "prometheus"}
+JOBS = {"locust", "api", "postgres", "redis", "node", "process", "prometheus"}
 
 
 def project_containers(stack) -> list:
@@ -75,6 +77,27 @@ def test_a_run_reaches_prometheus_from_every_layer(loaded_stack):
     assert loaded_stack.query('sum(http_requests_total{job="api", handler=~"/api/v1/.*"}) > 0', at=at)
     assert loaded_stack.query('pg_stat_database_xact_commit{job="postgres", datname="lab"} > 0', at=at)
     assert loaded_stack.query('redis_commands_processed_total{job="redis"} > 0', at=at)
+
+
+def test_the_system_exporters_see_the_host_and_the_services_under_load(loaded_stack):
+    at = loaded_stack.at
+    assert loaded_stack.query('count(node_cpu_seconds_total{job="node", mode="idle"}) > 0', at=at)
+    # CPU each group used over the run (it ended at most a minute before `at`).
+    used = {
+        s["metric"]["groupname"]: float(s["value"][1])
+        for s in loaded_stack.query(
+            'sum by (groupname) (increase(namedprocess_namegroup_cpu_seconds_total{job="process"}[2m]))',
+            at=at,
+        )
+    }
+    busy = {"api", "postgres", "redis", "locust-master", "locust-worker"}
+    assert {group for group in busy if used.get(group, 0) > 0} == busy, used
+    procs = {
+        s["metric"]["groupname"]: int(s["value"][1])
+        for s in loaded_stack.query('namedprocess_namegroup_num_procs{job="process"}', at=at)
+    }
+    # The stack's two workers at least (another lab stack on this machine would add its own).
+    assert procs.get("locust-worker", 0) >= 2 and procs.get("postgres", 0) > 1, procs
 
 
 @pytest.mark.lifecycle

@@ -34,6 +34,8 @@ def test_every_service_is_pinned_healthchecked_and_restarted(tmp_path, offline):
         "redis",
         "postgres-exporter",
         "redis-exporter",
+        "node-exporter",
+        "process-exporter",
         "locust-master",
         "locust-worker",
         "prometheus",

@@ -10,7 +10,7 @@ import yaml
 from lab import dashboards
 from lab.cli import main
 from lab.core import slo
-from lab.dashboards.panels import DATASOURCE_UID, GRID_COLUMNS, SCHEMA_VERSION
+from lab.dashboards.panels import DATASOURCE_UID, GRID_COLUMNS, SATURATED, SCHEMA_VERSION
 from tests.support.local_services import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,8 @@ def threshold_values(model: dict) -> list[float]:
     return found
 
 
-# Locust's own warning level for a worker's CPU: not a service level objective.
+# Locust's own warning level for a worker's CPU, and where a resource of the System dashboard counts as
+# saturated: not service level objectives.
 WORKER_CPU_WARNING = 0.9
 
 
@@ -94,7 +95,9 @@ WORKER_CPU_WARNING = 0.9
 def test_every_threshold_shown_is_one_of_slo_yaml(model):
     thresholds = slo.load_thresholds(ROOT / "locust" / "slo.yaml")
     allowed = (
-        {o.threshold for o in thresholds.objectives} | set(thresholds.soak.values()) | {WORKER_CPU_WARNING}
+        {o.threshold for o in thresholds.objectives}
+        | set(thresholds.soak.values())
+        | {WORKER_CPU_WARNING, SATURATED}
     )
     shown = threshold_values(model)
     assert shown and set(shown) <= allowed, set(shown) - allowed
@@ -120,7 +123,7 @@ def test_cli_names_a_missing_parent_folder(tmp_path, capsys):
 
 def test_uids_are_fixed_and_distinct():
     uids = [model["uid"] for model in MODELS.values()]
-    assert uids == ["loadlab-overview", "loadlab-sut", "loadlab-capacity", "loadlab-soak"]
+    assert uids == ["loadlab-overview", "loadlab-sut", "loadlab-system", "loadlab-capacity", "loadlab-soak"]
     assert all(len(uid) <= 40 for uid in uids)  # Grafana's limit
 
 
@@ -255,7 +258,7 @@ def test_range_vectors_follow_the_time_range(model):
 
 def contract_metrics() -> set[str]:
     text = (ROOT / "docs" / "architecture.md").read_text()
-    return set(re.findall(r"`([a-z_]+)`", text.split("## Metric contract", 1)[1]))
+    return set(re.findall(r"`([a-zA-Z_][a-zA-Z0-9_]*)`", text.split("## Metric contract", 1)[1]))
 
 
 def recorded_metrics() -> set[str]:

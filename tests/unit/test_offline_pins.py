@@ -26,6 +26,8 @@ STANDINS = {
     "PROMETHEUS_IMAGE",
     "POSTGRES_EXPORTER_IMAGE",
     "REDIS_EXPORTER_IMAGE",
+    "NODE_EXPORTER_IMAGE",
+    "PROCESS_EXPORTER_IMAGE",
 }
 _DEFAULT = re.compile(r"\$\{(?P<var>\w+):-(?P<image>[^}]+)\}")
 _ARG_BASE = re.compile(r"^ARG BASE=(?P<image>\S+)$", re.MULTILINE)
@@ -88,6 +90,9 @@ def test_upstream_pins_and_stand_ins_are_the_same_series():
         ("compose/locust/Dockerfile", "ARG BASE=python:3.13-slim", "ARG BASE=python:3.14-slim"),
         (OFFLINE_ENV, "prometheus:3.5\n", "prometheus:2.53\n"),
         (OFFLINE_ENV, "redis-exporter:1.69\n", "redis-exporter:1.86\n"),
+        ("docker-compose.load-test.yml", "node-exporter:v1.9.1}", "node-exporter:v1.10.2}"),
+        ("docker-compose.load-test.yml", "process-exporter:0.8.7}", "process-exporter:0.7.10}"),
+        (OFFLINE_ENV, "node-exporter:1.9\n", "node-exporter:1.11\n"),
     ],
 )
 def test_a_drifted_pin_fails(tmp_path, path, old, new):
