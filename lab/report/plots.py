@@ -145,11 +145,9 @@ def _target_http(ax, report, s):
 
 
 def _target_process(ax, report, s):
-    drawn = _line(ax, s["target_cpu"], "CPU (cores)", COLORS["a"])
-    ax.set_ylim(bottom=0)
-    other, more = _twin(ax, s["target_rss"], "resident memory (MiB)", COLORS["p95"], 1 / MIB)
-    _frame(ax, report, "CPU (cores)", drawn or more)
-    _legend(ax, other)
+    _two_axes(
+        ax, report, (s["target_cpu"], "CPU (cores)"), (s["target_rss"], "resident memory (MiB)"), 1 / MIB
+    )
     ax.set_title("Your API (job target): CPU and resident memory (process_* series)")
 
 
@@ -159,21 +157,24 @@ def _api(ax, report, s):
 
 
 def _postgres(ax, report, s):
-    drawn = _line(ax, s["pg_xact_rate"], "commits/s", COLORS["a"])
-    ax.set_ylim(bottom=0)
-    other, more = _twin(ax, s["pg_connections"], "connections", COLORS["p95"])
-    _frame(ax, report, "commits/s", drawn or more)
-    _legend(ax, other)
+    _two_axes(ax, report, (s["pg_xact_rate"], "commits/s"), (s["pg_connections"], "connections"))
     ax.set_title("Postgres: transactions and connections")
 
 
 def _redis(ax, report, s):
-    drawn = _line(ax, s["redis_commands_rate"], "commands/s", COLORS["a"])
-    ax.set_ylim(bottom=0)
-    other, more = _twin(ax, s["redis_memory"], "memory (MiB)", COLORS["p95"], 1 / MIB)
-    _frame(ax, report, "commands/s", drawn or more)
-    _legend(ax, other)
+    _two_axes(
+        ax, report, (s["redis_commands_rate"], "commands/s"), (s["redis_memory"], "memory (MiB)"), 1 / MIB
+    )
     ax.set_title("Redis: commands and memory")
+
+
+def _two_axes(ax, report, left, right, right_scale=1.0):
+    """(points, label) against the left axis and another against a right axis of its own."""
+    drawn = _line(ax, left[0], left[1], COLORS["a"])
+    ax.set_ylim(bottom=0)
+    other, more = _twin(ax, right[0], right[1], COLORS["p95"], right_scale)
+    _frame(ax, report, left[1], drawn or more)
+    _legend(ax, other)
 
 
 def _capacity(report):
