@@ -194,8 +194,8 @@ def _server_rows(server) -> list[list]:
         ("Your API requests/s, mean", server["target_requests_per_second_mean"], "{:.1f}", 1),
         ("Your API 5xx/s, mean", server["target_5xx_per_second_mean"], "{:.2f}", 1),
         ("Your API p95, highest", server["target_p95_seconds_max"], "{:.1f} ms", 1000),
-        ("Your API CPU, mean", server["target_cpu_cores_mean"], "{:.2f} cores", 1),
-        ("Your API CPU, highest", server["target_cpu_cores_max"], "{:.2f} cores", 1),
+        ("Your API CPU, mean", server["target_cpu_cores_mean"], "{:.3g} cores", 1),
+        ("Your API CPU, highest", server["target_cpu_cores_max"], "{:.3g} cores", 1),
         (
             "Your API resident memory, highest",
             server["target_resident_memory_bytes_max"],
