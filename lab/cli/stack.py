@@ -56,13 +56,14 @@ def up_command(args) -> int:
         print(f"wrote {lab.env_file} with generated secrets (keep it private; it is git-ignored)")
     # The master writes every run there: a folder it cannot write would lose the runs' results.
     check_writable(lab.results_dir(), fix=f"set LAB_RESULTS_DIR in {lab.env_file}")
-    endpoints = targets.write(lab)
+    endpoints = targets.parse(lab.setting(targets.SETTING, ""))  # refused now, not after the images
     preflight.ports_free(lab, client)
     lab = choose_images(lab, client)
     images = preflight.stack_images(lab.compose_command())
     preflight.require_images(client, images, lab.compose_command, lab.offline, build=args.build)
     _warn_if_exposed(lab)
     _expose_master(lab)
+    targets.write(lab, endpoints)
     was_running = bool(_containers(lab, client))
     command = lab.compose_command(
         "up", "--detach", "--wait", "--wait-timeout", str(WAIT_SECONDS), "--remove-orphans"
@@ -227,10 +228,10 @@ def _prometheus_targets(lab: Lab) -> list | None:
     try:
         response = requests.get(lab.url("PROMETHEUS_PORT", "9090") + "/api/v1/targets", timeout=5)
         response.raise_for_status()
-        targets = response.json()["data"]["activeTargets"]
+        active = response.json()["data"]["activeTargets"]
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return None  # down, or not Prometheus: said as "not reachable"
-    return sorted(targets, key=lambda t: t["labels"]["job"])
+    return sorted(active, key=lambda t: t["labels"]["job"])
 
 
 def _print_urls(lab: Lab, endpoints: list[dict]) -> None:

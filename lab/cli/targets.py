@@ -66,10 +66,8 @@ def path(lab: Lab) -> Path:
     return lab.home / TARGETS_DIR / lab.project / TARGETS_FILE
 
 
-def write(lab: Lab) -> list[dict]:
-    """Write the targets file from the setting (atomically: Prometheus watches it); returns its groups.
-    The setting is checked whole before anything is written."""
-    groups = parse(lab.setting(SETTING, ""))
+def write(lab: Lab, groups: list[dict]) -> None:
+    """Write the targets file (atomically: Prometheus watches it) with the groups `parse` made."""
     # Readable by Prometheus's own user in its container, whatever the umask.
     write_atomic(
         path(lab),
@@ -77,4 +75,3 @@ def write(lab: Lab) -> list[dict]:
         mode=0o644,
         fix=f"make {lab.home / TARGETS_DIR} writable",
     )
-    return groups

@@ -63,9 +63,16 @@ def test_a_bad_entry_is_one_line_naming_the_setting_the_entry_and_the_fix(value,
     assert "set TARGET_METRICS in .env" in message and "host.docker.internal:8000/metrics" in message
 
 
+def write(lab: Lab) -> list[dict]:
+    """As `lab up` does: the setting parsed (refused whole) first, written after the other checks."""
+    groups = targets.parse(lab.setting(targets.SETTING, ""))
+    targets.write(lab, groups)
+    return groups
+
+
 def test_lab_up_writes_the_projects_own_file_readable_by_prometheus(tmp_path):
     lab = lab_in(tmp_path, "app:8000/metrics")
-    assert targets.write(lab) == targets.parse("app:8000/metrics")
+    assert write(lab) == targets.parse("app:8000/metrics")
     path = tmp_path / "home" / "prometheus" / "targets" / "mylab" / "target.json"
     assert targets.path(lab) == path
     assert json.loads(path.read_text()) == targets.parse("app:8000/metrics")
@@ -73,16 +80,16 @@ def test_lab_up_writes_the_projects_own_file_readable_by_prometheus(tmp_path):
 
 
 def test_a_bad_setting_leaves_the_file_as_it_was(tmp_path):
-    targets.write(lab_in(tmp_path, "app:8000"))
+    write(lab_in(tmp_path, "app:8000"))
     before = targets.path(lab_in(tmp_path, "app:8000")).read_text()
     with pytest.raises(LabError, match="TARGET_METRICS: 'app:x'"):
-        targets.write(lab_in(tmp_path, "other:9000,app:x"))
+        write(lab_in(tmp_path, "other:9000,app:x"))
     assert targets.path(lab_in(tmp_path, "app:8000")).read_text() == before
 
 
 def test_an_empty_setting_writes_an_empty_list(tmp_path):
     lab = lab_in(tmp_path, "")
-    assert targets.write(lab) == [] and json.loads(targets.path(lab).read_text()) == []
+    assert write(lab) == [] and json.loads(targets.path(lab).read_text()) == []
 
 
 def test_prometheus_reads_the_file_as_the_target_job_from_the_folder_compose_mounts():
