@@ -14,6 +14,8 @@ from lab.dashboards.panels import (
     users_and_rps,
 )
 
+# Your own API's job (TARGET_METRICS).
+TARGET = f'job="{conventions.TARGET_JOB}"'
 OWN_API = (
     "Empty on the demo stack: name your API's metrics endpoints in TARGET_METRICS (README, Your own API)."
 )
@@ -21,10 +23,9 @@ OWN_API = (
 
 def your_api(limits: Limits) -> list:
     """The row of the job `target`: what its endpoints export, in whichever convention they follow."""
-    job = f'job="{conventions.TARGET_JOB}"'
 
     def any_convention(query) -> str:
-        return conventions.any_convention(lambda c: query(c, job, RATE))
+        return conventions.any_convention(lambda c: query(c, TARGET, RATE))
 
     return [
         (
@@ -72,8 +73,8 @@ def your_api(limits: Limits) -> list:
             timeseries(
                 "Your API: CPU and resident memory",
                 targets(
-                    ("CPU (cores)", conventions.cpu_cores(job, RATE)),
-                    ("resident memory", conventions.resident_memory(job)),
+                    ("CPU (cores)", conventions.cpu_cores(TARGET, RATE)),
+                    ("resident memory", conventions.resident_memory(TARGET)),
                 ),
                 overrides=[right_axis("resident memory", "bytes")],
                 description=f"From the process_* series most client libraries export. {OWN_API}",
@@ -108,9 +109,14 @@ def system_under_test(limits: Limits):
                                 "histogram_quantile(0.95, sum by (le) "
                                 f"(rate(http_request_duration_seconds_bucket{{{api}}}{RATE})))",
                             ),
+                            (
+                                "your API",
+                                conventions.any_convention(lambda c: c.latency_quantile(0.95, TARGET, RATE)),
+                            ),
                         ),
                         unit="s",
-                        description="The gap between the two is the network and Locust's own queueing.",
+                        description="The gap between Locust's and the server's is the network and Locust's own "
+                        "queueing. The demo API's, or your API's with TARGET_METRICS set.",
                     ),
                 ),
             ],
