@@ -54,8 +54,10 @@ def _group(entry: str) -> dict:
     except ValueError:
         raise bad("has a port that is not a number from 1 to 65535") from None
     host = url.netloc.rsplit(":", 1)[0] if port is not None else url.netloc
-    if not _HOST.match(host) or port == 0:
-        raise bad("has no valid host name" if not _HOST.match(host) else "has port 0")
+    if not _HOST.match(host):
+        raise bad("has no valid host name")
+    if port == 0:
+        raise bad("has port 0")
     return {
         "targets": [url.netloc],
         "labels": {"__metrics_path__": url.path or "/metrics", "__scheme__": url.scheme},

@@ -263,7 +263,7 @@ def _soak(report):
     panels = (
         ("p95 latency (ms)", s["latency"].get(0.95, []), MS),
         ("error ratio (%)", s["error_ratio"], 100.0),
-        ("API RSS (MiB)", s["api_rss"], 1 / MIB),
+        ("API RSS (MiB)", s["service_rss"], 1 / MIB),
         ("Locust master RSS (MiB)", s["locust_rss"], 1 / MIB),
     )
     fig = Figure(figsize=(11, 7))

@@ -449,6 +449,14 @@ def test_soak_memory_that_steps_up_and_stays_reports_its_plateau(tmp_path):
     assert "since 2023-11-14" in render(built)
 
 
+def test_soak_judges_your_apis_memory_when_there_is_no_demo_api(tmp_path):
+    data = own_api_responses()
+    data["target_rss"] = matrix([({}, lambda t: 50e6 + (t - START) * 2000)])
+    built = report.build(make_run(tmp_path, "soak"), data, {}, THRESHOLDS)
+    memory = next(c for c in built["soak"]["checks"] if c["check"] == "API resident memory")
+    assert memory["drift_per_hour"] == pytest.approx(7.2e6) and memory["passed"]
+
+
 def test_soak_fails_on_a_drift_above_its_limit_or_without_data(tmp_path):
     strict = {**THRESHOLDS, "soak": {**THRESHOLDS["soak"], "max_api_memory_slope_bytes_per_hour": 1e6}}
     soak = report.build(make_run(tmp_path, "soak"), responses(), {}, strict)["soak"]
