@@ -7,8 +7,9 @@ import sys
 
 import requests
 
-from lab.cli import preflight
+from lab.cli import preflight, targets
 from lab.core.config import Lab, parse_env_file
+from lab.core.conventions import TARGET_JOB
 from lab.core.errors import LabError
 from lab.core.files import check_writable
 
@@ -55,12 +56,14 @@ def up_command(args) -> int:
         print(f"wrote {lab.env_file} with generated secrets (keep it private; it is git-ignored)")
     # The master writes every run there: a folder it cannot write would lose the runs' results.
     check_writable(lab.results_dir(), fix=f"set LAB_RESULTS_DIR in {lab.env_file}")
+    endpoints = targets.parse(lab.setting(targets.SETTING, ""))  # refused now, not after the images
     preflight.ports_free(lab, client)
     lab = choose_images(lab, client)
     images = preflight.stack_images(lab.compose_command())
     preflight.require_images(client, images, lab.compose_command, lab.offline, build=args.build)
     _warn_if_exposed(lab)
     _expose_master(lab)
+    targets.write(lab, endpoints)
     was_running = bool(_containers(lab, client))
     command = lab.compose_command(
         "up", "--detach", "--wait", "--wait-timeout", str(WAIT_SECONDS), "--remove-orphans"
@@ -80,7 +83,7 @@ def up_command(args) -> int:
             "check `lab logs SERVICE`, then run `lab up` again"
             + (" (the half-started stack was removed)" if not was_running else "")
         )
-    _print_urls(lab)
+    _print_urls(lab, endpoints)
     return 0
 
 
@@ -107,15 +110,17 @@ def status_command(args) -> int:
         health = _health(container)
         ok &= health in ("healthy", "running", "done")
         print(f"{container.labels.get('com.docker.compose.service', '?'):<20} {container.name:<36} {health}")
-    targets = _prometheus_targets(lab)
-    if targets is None:
+    scraped = _prometheus_targets(lab)
+    if scraped is None:
         print("\nPrometheus: not reachable at " + lab.url("PROMETHEUS_PORT", "9090"))
         return 1
     # A job whose service is not started (the demo profile off, against your own API) has nothing to scrape.
     started = {c.labels.get("com.docker.compose.service") for c in containers} | {"localhost"}
     print(f"\n{'PROMETHEUS JOB':<20} {'TARGET':<36} HEALTH")
-    for target in targets:
-        if target["labels"]["instance"].split(":")[0] not in started:
+    for target in scraped:
+        # TARGET_METRICS names the user's own endpoints: they are judged wherever they run.
+        own = target["labels"]["job"] == TARGET_JOB
+        if not own and target["labels"]["instance"].split(":")[0] not in started:
             health = "not started"
         else:
             ok &= target["health"] == "up"
@@ -223,13 +228,13 @@ def _prometheus_targets(lab: Lab) -> list | None:
     try:
         response = requests.get(lab.url("PROMETHEUS_PORT", "9090") + "/api/v1/targets", timeout=5)
         response.raise_for_status()
-        targets = response.json()["data"]["activeTargets"]
+        active = response.json()["data"]["activeTargets"]
     except (requests.RequestException, ValueError, KeyError, TypeError):
         return None  # down, or not Prometheus: said as "not reachable"
-    return sorted(targets, key=lambda t: t["labels"]["job"])
+    return sorted(active, key=lambda t: t["labels"]["job"])
 
 
-def _print_urls(lab: Lab) -> None:
+def _print_urls(lab: Lab, endpoints: list[dict]) -> None:
     profiles = lab.setting("COMPOSE_PROFILES", "")
     print("\nThe lab is up:")
     if "grafana" in profiles.split(","):
@@ -242,4 +247,12 @@ def _print_urls(lab: Lab) -> None:
         )
     print(f"  Locust UI   {lab.url('LOCUST_WEB_PORT', '8089')}")
     print(f"  Prometheus  {lab.url('PROMETHEUS_PORT', '9090')}")
+    if endpoints:
+        where = ", ".join(
+            g["labels"]["__scheme__"] + "://" + g["targets"][0] + g["labels"]["__metrics_path__"]
+            for g in endpoints
+        )
+        print(
+            f"  Your API's metrics ({targets.SETTING}, job {TARGET_JOB}): {where} (`lab status` says if they answer)"
+        )
     print("Run a scenario with `lab run baseline`; see the state with `lab status`.")

@@ -1,15 +1,86 @@
-"""The system under test: the demo API, Postgres and Redis next to the load that drives them."""
+"""The system under test: your own API (TARGET_METRICS) or the demo API, Postgres and Redis, next to the
+load that drives them."""
 
+from lab.core import conventions
 from lab.dashboards.panels import (
     RATE,
     Limits,
     dashboard,
     layout,
     locust_quantile,
+    right_axis,
     targets,
     timeseries,
     users_and_rps,
 )
+
+# Your own API's job (TARGET_METRICS).
+TARGET = f'job="{conventions.TARGET_JOB}"'
+OWN_API = (
+    "Empty on the demo stack: name your API's metrics endpoints in TARGET_METRICS (README, Your own API)."
+)
+
+
+def your_api(limits: Limits) -> list:
+    """The row of the job `target`: what its endpoints export, in whichever convention they follow."""
+
+    def any_convention(query) -> str:
+        return conventions.any_convention(lambda c: query(c, TARGET, RATE))
+
+    return [
+        (
+            6,
+            timeseries(
+                "Your API: requests and 5xx per second",
+                targets(
+                    ("requests/s", any_convention(conventions.Convention.request_rate)),
+                    ("5xx/s", any_convention(conventions.Convention.server_error_rate)),
+                ),
+                unit="reqps",
+                description=f"From its request histogram or counter. {OWN_API}",
+            ),
+        ),
+        (
+            6,
+            timeseries(
+                "Your API: latency percentiles",
+                targets(
+                    *(
+                        (
+                            f"p{round(q * 100)}",
+                            any_convention(lambda c, s, w, q=q: c.latency_quantile(q, s, w)),
+                        )
+                        for q in (0.5, 0.95, 0.99)
+                    )
+                ),
+                unit="s",
+                thresholds=limits.latency,
+                description=f"As the service measured them, without the network and Locust's queueing. {OWN_API}",
+            ),
+        ),
+        (
+            6,
+            timeseries(
+                "Your API: 5xx error ratio",
+                targets(("5xx / all", any_convention(conventions.Convention.error_ratio))),
+                unit="percentunit",
+                thresholds=limits.error_ratio,
+                description=f"Answers with a 5xx status over all answers (4xx are the client's). {OWN_API}",
+            ),
+        ),
+        (
+            6,
+            timeseries(
+                "Your API: CPU and resident memory",
+                targets(
+                    ("CPU (cores)", conventions.cpu_cores(TARGET, RATE)),
+                    ("resident memory", conventions.resident_memory(TARGET)),
+                ),
+                overrides=[right_axis("resident memory", "bytes")],
+                description=f"From the process_* series most client libraries export. {OWN_API}",
+            ),
+        ),
+    ]
 
 
 def system_under_test(limits: Limits):
@@ -38,13 +109,20 @@ def system_under_test(limits: Limits):
                                 "histogram_quantile(0.95, sum by (le) "
                                 f"(rate(http_request_duration_seconds_bucket{{{api}}}{RATE})))",
                             ),
+                            (
+                                "your API",
+                                conventions.any_convention(lambda c: c.latency_quantile(0.95, TARGET, RATE)),
+                            ),
                         ),
                         unit="s",
-                        description="The gap between the two is the network and Locust's own queueing.",
+                        description="The gap between Locust's and the server's is the network and Locust's own "
+                        "queueing. The demo API's, or your API's with TARGET_METRICS set.",
                     ),
                 ),
             ],
         ),
+        "Your API (TARGET_METRICS, job target)",
+        (7, your_api(limits)),
         "API",
         (
             8,
@@ -217,7 +295,8 @@ def system_under_test(limits: Limits):
     return dashboard(
         "loadlab-sut",
         "System under test",
-        "The demo API, Postgres and Redis next to the load that drives them, on one time axis.",
+        "Your own API (TARGET_METRICS) or the demo API, Postgres and Redis, next to the load that drives "
+        "them, on one time axis.",
         panels,
-        ["api", "postgres", "redis"],
+        ["api", "postgres", "redis", "target"],
     )

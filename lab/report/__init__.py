@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from lab.core import results, slo, yamlconf
+from lab.core import conventions, results, slo, yamlconf
 from lab.core.config import Lab
+from lab.core.conventions import INSTRUMENTATOR
 from lab.core.errors import LabError
 from lab.core.files import check_writable, write_atomic
 from lab.core.prometheus import Prometheus, label_value
@@ -40,6 +41,9 @@ NO_SERIES = (
 )
 # The capacity search's knee rule when capacity.json does not say (scenarios.yaml's default).
 DEFAULT_MIN_GROWTH = 0.25
+# The demo API's job and your own API's (TARGET_METRICS).
+API = 'job="api"'
+TARGET = f'job="{conventions.TARGET_JOB}"'
 
 
 def register(subparsers) -> None:
@@ -164,13 +168,11 @@ def queries(run: RunRecord) -> dict[str, tuple[str, str]]:
         "cumulative_buckets": f"sum by (le) (locust_request_duration_seconds_bucket{sel})",
         "cumulative_requests": f"sum(locust_requests_total{sel})",
         "cumulative_failures": f"sum(locust_request_failures_total{sel})",
-        "api_latency_buckets": f"sum by (le) (rate(http_request_duration_seconds_bucket{{job='api'}}{rw}))",
-        "api_rps": f"sum(rate(http_requests_total{{job='api'}}{rw}))",
-        # The API has no 5xx series until its first 5xx: zero (not "no data") while it serves requests.
-        "api_5xx_rate": f"sum(rate(http_requests_total{{job='api', status=~'5..'}}{rw}))"
-        f" or (sum(rate(http_requests_total{{job='api'}}{rw})) * 0)",
-        "api_rss": "sum(process_resident_memory_bytes{job='api'})",
-        "locust_rss": "sum(process_resident_memory_bytes{job='locust'})",
+        "api_latency_buckets": INSTRUMENTATOR.bucket_rates(API, rw),
+        "api_rps": INSTRUMENTATOR.request_rate(API, rw),
+        "api_5xx_rate": INSTRUMENTATOR.server_error_rate(API, rw),
+        "api_rss": conventions.resident_memory(API),
+        "locust_rss": conventions.resident_memory('job="locust"'),
         "pg_xact_rate": f"sum(rate(pg_stat_database_xact_commit{rw}))",
         "pg_connections": "sum(pg_stat_activity_count)",
         "redis_commands_rate": f"sum(rate(redis_commands_processed_total{rw}))",
@@ -181,6 +183,18 @@ def queries(run: RunRecord) -> dict[str, tuple[str, str]]:
         "cumulative_dropped": f"sum(locust_arrivals_dropped_total{sel})",
         "cumulative_started": f"sum(locust_arrival_lateness_seconds_count{sel})",
         "intended_buckets": f"sum by (le) (locust_request_intended_duration_seconds_bucket{sel})",
+        # Your own API (TARGET_METRICS): every convention's queries; `build` keeps the first with data.
+        **{
+            f"target_{name}.{c.key}": query
+            for c in conventions.CONVENTIONS
+            for name, query in (
+                ("rps", c.request_rate(TARGET, rw)),
+                ("5xx_rate", c.server_error_rate(TARGET, rw)),
+                ("latency_buckets", c.bucket_rates(TARGET, rw)),
+            )
+        },
+        "target_cpu": conventions.cpu_cores(TARGET, rw),
+        "target_rss": conventions.resident_memory(TARGET),
     }
     return over_time
 
@@ -227,6 +241,14 @@ def build(
     rps = analysis.counter_rates(requests, spans) if requests else []
     failures = dict(analysis.counter_rates(series(data["cumulative_failures"]), spans))
     counts = {name: series(data[f"cumulative_{name}"]) for name in ("arrivals", "dropped", "started")}
+    target = conventions.detect(lambda c: bool(series(data[f"target_rps.{c.key}"])))
+    target_latency = (
+        analysis.bucket_series_quantiles(
+            data[f"target_latency_buckets.{target.key}"], QUANTILES, target.seconds_per_unit
+        )
+        if target
+        else {q: [] for q in QUANTILES}
+    )
     over_time = {
         "users": users,
         "rps": rps,
@@ -239,6 +261,9 @@ def build(
             for name, points in counts.items()
         },
         "intended_latency": analysis.window_quantiles(data["intended_buckets"], spans, QUANTILES),
+        "target_latency": target_latency,
+        "target_rps": series(data[f"target_rps.{target.key}"]) if target else [],
+        "target_5xx_rate": series(data[f"target_5xx_rate.{target.key}"]) if target else [],
         **{
             name: series(data[name])
             for name in (
@@ -250,9 +275,13 @@ def build(
                 "pg_connections",
                 "redis_commands_rate",
                 "redis_memory",
+                "target_cpu",
+                "target_rss",
             )
         },
     }
+    # The API under test's memory for the soak's drift: the demo API's, or yours (TARGET_METRICS).
+    over_time["service_rss"] = over_time["api_rss"] or over_time["target_rss"]
     report = {
         "run": {
             "run_id": run.run_id,
@@ -266,7 +295,8 @@ def build(
         },
         "summary": {**overall, "peak_users": max((v for _, v in users), default=None)},
         "endpoints": dict(sorted(endpoints.items())),
-        "server": server_summary(over_time),
+        "server": {**server_summary(over_time), "target_convention": target.name if target else None},
+        "server_sections": server_sections(over_time),
         "errors": results.failures(run.folder),
         "slo": extras["slo"].get("objectives") if "slo" in extras else None,
         "capacity": capacity_section(extras["capacity"], thresholds["objectives"], data)
@@ -296,7 +326,25 @@ SERVER_SERIES = {
     "redis_commands_per_second_mean": ("redis_commands_rate", "mean"),
     "redis_memory_bytes_max": ("redis_memory", "max"),
     "locust_resident_memory_bytes_max": ("locust_rss", "max"),
+    "target_requests_per_second_mean": ("target_rps", "mean"),
+    "target_5xx_per_second_mean": ("target_5xx_rate", "mean"),
+    "target_cpu_cores_mean": ("target_cpu", "mean"),
+    "target_cpu_cores_max": ("target_cpu", "max"),
+    "target_resident_memory_bytes_max": ("target_rss", "max"),
 }
+# The server side's sections, each shown only when one of its series has data in the run's window:
+# your own API (TARGET_METRICS) or the demo API, Postgres and Redis (the demo profile).
+SERVER_SECTIONS = {
+    "target": ("target_rps", "target_cpu", "target_rss"),
+    "api": ("api_rps", "api_rss"),
+    "postgres": ("pg_xact_rate", "pg_connections"),
+    "redis": ("redis_commands_rate", "redis_memory"),
+}
+
+
+def server_sections(over_time: dict) -> list[str]:
+    """The sections of SERVER_SECTIONS that have a source in this window, in its order."""
+    return [name for name, keys in SERVER_SECTIONS.items() if any(over_time[key] for key in keys)]
 
 
 def server_summary(over_time: dict) -> dict:
@@ -308,8 +356,9 @@ def server_summary(over_time: dict) -> dict:
             summary[key] = None
         else:
             summary[key] = sum(values) / len(values) if how == "mean" else max(values)
-    p95 = [v for _, v in over_time["api_latency"][0.95] if v is not None]
-    summary["api_p95_seconds_max"] = max(p95) if p95 else None
+    for prefix in ("api", "target"):
+        p95 = [v for _, v in over_time[f"{prefix}_latency"][0.95] if v is not None]
+        summary[f"{prefix}_p95_seconds_max"] = max(p95) if p95 else None
     return summary
 
 
@@ -432,7 +481,7 @@ SOAK_CHECKS = (
     # (name, series in over_time, threshold key, unit of the series)
     ("p95 latency", "p95", "max_p95_slope_seconds_per_hour", "seconds"),
     ("error ratio", "error_ratio", "max_error_ratio_slope_per_hour", "ratio"),
-    ("API resident memory", "api_rss", "max_api_memory_slope_bytes_per_hour", "bytes"),
+    ("API resident memory", "service_rss", "max_api_memory_slope_bytes_per_hour", "bytes"),
     ("Locust master resident memory", "locust_rss", "max_locust_memory_slope_bytes_per_hour", "bytes"),
 )
 

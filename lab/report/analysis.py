@@ -69,14 +69,17 @@ def group_buckets(result: list[dict], by: tuple[str, ...] = ()) -> dict[tuple, d
     return grouped
 
 
-def bucket_series_quantiles(result: list[dict], quantiles: Iterable[float]) -> dict[float, list]:
-    """Per timestamp quantiles from a Prometheus matrix of bucket rates `sum by (le) (rate(..._bucket))`.
+def bucket_series_quantiles(
+    result: list[dict], quantiles: Iterable[float], seconds_per_unit: float = 1.0
+) -> dict[float, list]:
+    """Per timestamp quantiles from a Prometheus matrix of bucket rates `sum by (le) (rate(..._bucket))`,
+    in seconds (`seconds_per_unit`: the histogram's unit, e.g. 0.001 for milliseconds).
 
     Returns {q: [(t, value or None), ...]} with the timestamps sorted.
     """
     at: dict[float, dict[float, float]] = {}
     for series in result:
-        le = parse_le(series["metric"]["le"])
+        le = parse_le(series["metric"]["le"]) * seconds_per_unit
         for t, value in series["values"]:
             at.setdefault(float(t), {})[le] = float(value)
     times = sorted(at)

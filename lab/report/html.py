@@ -35,6 +35,8 @@ def render(report: dict, plots: list[dict]) -> str:
         "endpoint_rows": _endpoint_rows(report),
         "error_rows": [[e["endpoint"], e["error"], f"{e['count']:,}"] for e in (report["errors"] or [])[:20]],
         "server_rows": _server_rows(report["server"]),
+        "server_sections": report["server_sections"],
+        "target_convention": report["server"]["target_convention"],
         "percentile_method": report["percentile_method"],
         "time_series_missing": report["time_series_missing"],
         "generated_at": time.time(),
@@ -187,7 +189,19 @@ def _endpoint_rows(report) -> list[list]:
 
 
 def _server_rows(server) -> list[list]:
+    """The server side's figures that have data in the window (a source the run did not have is left out)."""
     rows = [
+        ("Your API requests/s, mean", server["target_requests_per_second_mean"], "{:.1f}", 1),
+        ("Your API 5xx/s, mean", server["target_5xx_per_second_mean"], "{:.2f}", 1),
+        ("Your API p95, highest", server["target_p95_seconds_max"], "{:.1f} ms", 1000),
+        ("Your API CPU, mean", server["target_cpu_cores_mean"], "{:.3g} cores", 1),
+        ("Your API CPU, highest", server["target_cpu_cores_max"], "{:.3g} cores", 1),
+        (
+            "Your API resident memory, highest",
+            server["target_resident_memory_bytes_max"],
+            "{:.0f} MiB",
+            1 / MIB,
+        ),
         ("API requests/s, mean", server["api_requests_per_second_mean"], "{:.1f}", 1),
         ("API 5xx/s, mean", server["api_5xx_per_second_mean"], "{:.2f}", 1),
         ("API p95, highest", server["api_p95_seconds_max"], "{:.1f} ms", 1000),
@@ -203,10 +217,7 @@ def _server_rows(server) -> list[list]:
             1 / MIB,
         ),
     ]
-    return [
-        [label, "no data" if value is None else fmt.format(value * scale)]
-        for label, value, fmt, scale in rows
-    ]
+    return [[label, fmt.format(value * scale)] for label, value, fmt, scale in rows if value is not None]
 
 
 def _ms(seconds) -> str:

@@ -14,14 +14,14 @@ from matplotlib.figure import Figure
 MS = 1000.0
 MIB = 2.0**20
 COLORS = {"p50": "#2b8a3e", "p95": "#e67700", "p99": "#c92a2a", "a": "#1c7ed6", "b": "#7048e8"}
+SERVER_TITLE = "Server side over the same time axis"
 
 
 def draw(report: dict) -> list[dict]:
     """[{"id", "title", "png"}] for the report: timelines always, capacity and soak when they apply."""
-    plots = [
-        {"id": "client", "title": "Load and client-side results over time", "png": _client(report)},
-        {"id": "server", "title": "Server side over the same time axis", "png": _server(report)},
-    ]
+    plots = [{"id": "client", "title": "Load and client-side results over time", "png": _client(report)}]
+    if report["server_sections"]:  # none: no source of server-side metrics in the window, no empty plots
+        plots.append({"id": "server", "title": SERVER_TITLE, "png": _server(report)})
     if report.get("capacity") and report["capacity"]["steps"]:
         plots.append(
             {"id": "capacity", "title": "Capacity: throughput and p95 per step", "png": _capacity(report)}
@@ -110,31 +110,71 @@ def _client(report):
 
 
 def _server(report):
+    """One plot a source the run's window has data from (report["server_sections"]): your own API's
+    latency and throughput, and its CPU and memory; the demo API; Postgres; Redis."""
     s = report["series"]
-    fig = Figure(figsize=(11, 8.5))
-    axes = fig.subplots(3, 1, sharex=True)
-    drawn = _percentiles(axes[0], s["api_latency"])
-    other, more = _twin(axes[0], s["api_rps"], "API requests/s", COLORS["b"])
-    _line(other, s["api_5xx_rate"], "API 5xx/s", "black", 1.0, ":")
-    _frame(axes[0], report, "API latency (ms)", drawn or more)
-    _legend(axes[0], other)
-    axes[0].set_title("API (job api): latency percentiles and throughput")
-
-    drawn = _line(axes[1], s["pg_xact_rate"], "commits/s", COLORS["a"])
-    axes[1].set_ylim(bottom=0)
-    other, more = _twin(axes[1], s["pg_connections"], "connections", COLORS["p95"])
-    _frame(axes[1], report, "commits/s", drawn or more)
-    _legend(axes[1], other)
-    axes[1].set_title("Postgres: transactions and connections")
-
-    drawn = _line(axes[2], s["redis_commands_rate"], "commands/s", COLORS["a"])
-    axes[2].set_ylim(bottom=0)
-    other, more = _twin(axes[2], s["redis_memory"], "memory (MiB)", COLORS["p95"], 1 / MIB)
-    _frame(axes[2], report, "commands/s", drawn or more)
-    _legend(axes[2], other)
-    axes[2].set_title("Redis: commands and memory")
-    axes[2].set_xlabel("time (UTC)")
+    drawers = {
+        # Your API's endpoints may export the HTTP histogram, the process_* series, or both.
+        "target": [_target_http] * bool(s["target_rps"])
+        + [_target_process] * bool(s["target_cpu"] or s["target_rss"]),
+        "api": [_api],
+        "postgres": [_postgres],
+        "redis": [_redis],
+    }
+    panels = [draw for name in report["server_sections"] for draw in drawers[name]]
+    fig = Figure(figsize=(11, 2.9 * len(panels) + 0.4))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, draw in zip(axes, panels, strict=True):
+        draw(ax, report, s)
+    axes[-1].set_xlabel("time (UTC)")
     return _png(fig)
+
+
+def _http(ax, report, latency, rps, errors, who):
+    drawn = _percentiles(ax, latency)
+    other, more = _twin(ax, rps, f"{who} requests/s", COLORS["b"])
+    _line(other, errors, f"{who} 5xx/s", "black", 1.0, ":")
+    _frame(ax, report, f"{who} latency (ms)", drawn or more)
+    _legend(ax, other)
+
+
+def _target_http(ax, report, s):
+    _http(ax, report, s["target_latency"], s["target_rps"], s["target_5xx_rate"], "your API")
+    convention = report["server"]["target_convention"]
+    ax.set_title(f"Your API (job target, {convention}): latency percentiles and throughput")
+
+
+def _target_process(ax, report, s):
+    _two_axes(
+        ax, report, (s["target_cpu"], "CPU (cores)"), (s["target_rss"], "resident memory (MiB)"), 1 / MIB
+    )
+    ax.set_title("Your API (job target): CPU and resident memory (process_* series)")
+
+
+def _api(ax, report, s):
+    _http(ax, report, s["api_latency"], s["api_rps"], s["api_5xx_rate"], "API")
+    ax.set_title("API (job api): latency percentiles and throughput")
+
+
+def _postgres(ax, report, s):
+    _two_axes(ax, report, (s["pg_xact_rate"], "commits/s"), (s["pg_connections"], "connections"))
+    ax.set_title("Postgres: transactions and connections")
+
+
+def _redis(ax, report, s):
+    _two_axes(
+        ax, report, (s["redis_commands_rate"], "commands/s"), (s["redis_memory"], "memory (MiB)"), 1 / MIB
+    )
+    ax.set_title("Redis: commands and memory")
+
+
+def _two_axes(ax, report, left, right, right_scale=1.0):
+    """(points, label) against the left axis and another against a right axis of its own."""
+    drawn = _line(ax, left[0], left[1], COLORS["a"])
+    ax.set_ylim(bottom=0)
+    other, more = _twin(ax, right[0], right[1], COLORS["p95"], right_scale)
+    _frame(ax, report, left[1], drawn or more)
+    _legend(ax, other)
 
 
 def _capacity(report):
@@ -223,7 +263,7 @@ def _soak(report):
     panels = (
         ("p95 latency (ms)", s["latency"].get(0.95, []), MS),
         ("error ratio (%)", s["error_ratio"], 100.0),
-        ("API RSS (MiB)", s["api_rss"], 1 / MIB),
+        ("API RSS (MiB)", s["service_rss"], 1 / MIB),
         ("Locust master RSS (MiB)", s["locust_rss"], 1 / MIB),
     )
     fig = Figure(figsize=(11, 7))

@@ -230,6 +230,9 @@ CASES = [
     Case("up-online-images-missing", ["up"], ["is not here and cannot be", "make images-offline",
          "--offline (LAB_OFFLINE=1)"], {"LAB_OFFLINE": "0", "LOCUST_IMAGE": "loadlab/nope:1",
          "LAB_BASE_IMAGE": "nope/base:1", **UP_PORTS}, engine=True),
+    Case("up-target-metrics-bad", ["up"], ["TARGET_METRICS: 'myapp:80x/metrics' has a port that is not a number",
+         "set TARGET_METRICS in .env", "host.docker.internal:8000/metrics"],
+         {"TARGET_METRICS": "myapp:8000,myapp:80x/metrics", **UP_PORTS}, engine=True),
     # lab down / status / logs
     Case("down-home-missing", ["down"], ["no docker-compose.load-test.yml in /nonexistent"],
          {"LAB_HOME": "/nonexistent"}),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab import report
+from lab.core import conventions
 from lab.core.errors import LabError
 from lab.core.prometheus import Prometheus, label_value
 from lab.core.runrecord import RunRecord
@@ -72,7 +73,30 @@ def responses(scale=1.0):
         ),
     }
     run = RunRecord(run_id=RUN_ID, scenario="baseline", host="", started_at=START, ended_at=END)
+    # The demo stack: nothing scraped from TARGET_METRICS.
+    data |= {name: [] for name in report.queries(run) if name.startswith("target_")}
     assert set(data) == set(report.queries(run))
+    return data
+
+
+DEMO_SERIES = ("api_", "pg_", "redis_")
+
+
+def own_api_responses(convention="otel_ms"):
+    """Your own API instead of the demo: no api/Postgres/Redis series; the target job's histogram in
+    `convention`'s names (the same counts as the demo API's, in milliseconds for otel_ms) and process_*."""
+    data = {name: [] if name.startswith(DEMO_SERIES) else value for name, value in responses().items()}
+    unit = 1000 if convention == "otel_ms" else 1
+    data[f"target_latency_buckets.{convention}"] = matrix(
+        [
+            ({"le": le if le == "+Inf" else f"{float(le) * unit:g}"}, lambda t, n=n: n / 60)
+            for le, n in zip(LES, (60, 110, 118, 120, 120), strict=True)
+        ]
+    )
+    data[f"target_rps.{convention}"] = matrix([({}, lambda t: 2.0)])
+    data[f"target_5xx_rate.{convention}"] = matrix([({}, lambda t: 0.5)])
+    data["target_cpu"] = matrix([({}, lambda t: 0.25 + 0.5 * (t >= START + 30))])
+    data["target_rss"] = matrix([({}, lambda t: 50e6)])
     return data
 
 
@@ -143,6 +167,57 @@ def test_over_time_series_for_the_plots(tmp_path):
     assert all(v == pytest.approx(p95) for _, v in series["latency"][0.95])
     assert series["api_latency"][0.5][0] == (START, pytest.approx(0.01 * 60 / 60))
     assert series["api_5xx_rate"] == []
+
+
+def test_the_demo_stacks_server_side_has_its_three_sections_and_no_target(tmp_path):
+    built = report.build(make_run(tmp_path), responses(), {}, THRESHOLDS)
+    assert built["server_sections"] == ["api", "postgres", "redis"]
+    assert built["server"]["target_convention"] is None and built["server"]["target_cpu_cores_mean"] is None
+    rows = [row[0] for row in report_html._server_rows(built["server"])]
+    assert "API requests/s, mean" in rows and not any(row.startswith("Your API") for row in rows)
+
+
+@pytest.mark.parametrize("convention", ["otel_ms", "otel", "instrumentator"])
+def test_your_own_api_is_shown_in_its_convention_and_the_demo_sections_left_out(tmp_path, convention):
+    built = report.build(make_run(tmp_path), own_api_responses(convention), {}, THRESHOLDS)
+    assert built["server_sections"] == ["target"]
+    server = built["server"]
+    assert server["target_convention"] == next(c.name for c in conventions.CONVENTIONS if c.key == convention)
+    assert server["target_requests_per_second_mean"] == pytest.approx(2.0)
+    assert server["target_5xx_per_second_mean"] == pytest.approx(0.5)
+    # The same counts as the demo API's histogram: the same p95 in seconds, whatever the unit.
+    assert server["target_p95_seconds_max"] == pytest.approx(0.05 + 0.05 * (114 - 110) / 8)
+    assert server["target_cpu_cores_max"] == pytest.approx(0.75)
+    assert 0.25 < server["target_cpu_cores_mean"] < 0.75
+    assert server["target_resident_memory_bytes_max"] == 50e6
+    assert server["api_requests_per_second_mean"] is None and server["postgres_connections_max"] is None
+    page = render(built)
+    rows = [row[0] for row in report_html._server_rows(server)]
+    assert rows[:3] == ["Your API requests/s, mean", "Your API 5xx/s, mean", "Your API p95, highest"]
+    assert not any(row.startswith(("API ", "Postgres", "Redis")) for row in rows)
+    assert "Server side over the same time axis" in parse_page(page).headings
+    assert len(parse_page(page).images) == 2  # the client's plot and the server side's
+
+
+def test_endpoints_with_only_process_series_show_cpu_and_memory_and_say_so(tmp_path):
+    data = own_api_responses()
+    data = {
+        name: [] if name.startswith(("target_rps", "target_5xx", "target_latency")) else v
+        for name, v in data.items()
+    }
+    built = report.build(make_run(tmp_path), data, {}, THRESHOLDS)
+    assert built["server_sections"] == ["target"] and built["server"]["target_convention"] is None
+    assert "export no HTTP request histogram the lab recognises" in render(built)
+
+
+def test_without_any_server_side_source_no_server_plot_is_drawn(tmp_path):
+    data = {name: [] if name.startswith(DEMO_SERIES) else value for name, value in responses().items()}
+    built = report.build(make_run(tmp_path), data, {}, THRESHOLDS)
+    assert built["server_sections"] == []
+    assert [plot["id"] for plot in report_plots.draw(built)] == ["client"]
+    page = render(built)
+    assert "No server-side metrics in this window" in page and "set TARGET_METRICS" in page
+    assert len(parse_page(page).images) == 1
 
 
 def test_without_time_series_the_report_has_its_figures_and_says_what_is_missing(tmp_path):
@@ -374,6 +449,14 @@ def test_soak_memory_that_steps_up_and_stays_reports_its_plateau(tmp_path):
     assert "since 2023-11-14" in render(built)
 
 
+def test_soak_judges_your_apis_memory_when_there_is_no_demo_api(tmp_path):
+    data = own_api_responses()
+    data["target_rss"] = matrix([({}, lambda t: 50e6 + (t - START) * 2000)])
+    built = report.build(make_run(tmp_path, "soak"), data, {}, THRESHOLDS)
+    memory = next(c for c in built["soak"]["checks"] if c["check"] == "API resident memory")
+    assert memory["drift_per_hour"] == pytest.approx(7.2e6) and memory["passed"]
+
+
 def test_soak_fails_on_a_drift_above_its_limit_or_without_data(tmp_path):
     strict = {**THRESHOLDS, "soak": {**THRESHOLDS["soak"], "max_api_memory_slope_bytes_per_hour": 1e6}}
     soak = report.build(make_run(tmp_path, "soak"), responses(), {}, strict)["soak"]
@@ -434,7 +517,9 @@ def test_queries_select_the_run_and_its_window(tmp_path):
     run = make_run(tmp_path, run_id='odd"id')
     qs = report.queries(run)
     assert qs["cumulative_requests"] == 'sum(locust_requests_total{run_id="odd\\"id"})'
-    assert qs["api_rps"] == "sum(rate(http_requests_total{job='api'}[30s]))"
+    assert qs["api_rps"] == 'sum(rate(http_requests_total{job="api"}[30s]))'
+    assert qs["target_rps.otel"] == 'sum(rate(http_server_request_duration_seconds_count{job="target"}[30s]))'
+    assert qs["target_cpu"] == 'sum(rate(process_cpu_seconds_total{job="target"}[30s]))'
     assert label_value("a\\b") == '"a\\\\b"'
 
 
