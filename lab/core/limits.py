@@ -38,6 +38,8 @@ class Resource:
     expr: str  # PromQL: utilisation as a fraction of the limit over WINDOW
     specificity: int  # 1: one component's own limit; 2: a component across the host; 3: the host
     source: str  # what provides the series (said when it is not seen)
+    # Saturation beside utilisation: how long requests queued for it, (what, PromQL in seconds over WINDOW).
+    evidence: tuple[str, str] | None = None
 
 
 RESOURCES = (
@@ -54,9 +56,14 @@ RESOURCES = (
         "api_db_pool",
         "the API's DB pool",
         "its maximum connections",
-        f"max(avg_over_time(api_db_pool_connections_in_use[{WINDOW}])) / max(api_db_pool_max_size > 0)",
+        f"max(avg_over_time(api_db_pool_connections_in_use[{WINDOW}])) / max(api_db_pool_max_connections > 0)",
         1,
         "the demo API's pool metrics (job `api`)",
+        (
+            "mean wait for a connection",  # seconds
+            f"sum(rate(api_db_pool_acquire_wait_seconds_sum[{WINDOW}])) "
+            f"/ sum(rate(api_db_pool_acquire_wait_seconds_count[{WINDOW}]))",
+        ),
     ),
     Resource(
         "postgres_connections",
@@ -181,23 +188,41 @@ def measure(prometheus: Prometheus | None, steps: list[dict], unavailable: str =
         for step in steps:
             if failed:
                 break
-            seconds = max(math.ceil(step["ended_at"] - step["started_at"]), MIN_WINDOW_SECONDS)
             try:
-                result = prometheus.query(query(resource, f"{seconds}s"), time=step["ended_at"])
+                result = prometheus.query(query(resource, _window(step)), time=step["ended_at"])
             except LabError as exc:
                 failed = str(exc)
                 break
-            values = [float(r["value"][1]) for r in result if math.isfinite(float(r["value"][1]))]
-            utilisation[resource.id].append(max(values) if values else None)
+            utilisation[resource.id].append(_value(result))
     if failed:
         utilisation = {}
     found = judge(utilisation, [s["users"] for s in steps])
+    for rid, seen in found["resources"].items():
+        if BY_ID[rid].evidence is not None:
+            what, expr = BY_ID[rid].evidence
+            seen["evidence"] = {"what": what, "values": [_evidence(prometheus, expr, step) for step in steps]}
     found["not_seen"] = [
         {"resource": r.id, "name": r.name, "why": failed or f"no data from {r.source}"}
         for r in RESOURCES
         if r.id not in found["resources"]
     ]
     return found
+
+
+def _window(step: dict) -> str:
+    return f"{max(math.ceil(step['ended_at'] - step['started_at']), MIN_WINDOW_SECONDS)}s"
+
+
+def _value(result: list[dict]) -> float | None:
+    values = [float(r["value"][1]) for r in result if math.isfinite(float(r["value"][1]))]
+    return max(values) if values else None
+
+
+def _evidence(prometheus: Prometheus, expr: str, step: dict) -> float | None:
+    try:
+        return _value(prometheus.query(expr.replace(WINDOW, _window(step)), time=step["ended_at"]))
+    except LabError:
+        return None  # evidence only: the judgement stands without it
 
 
 def percent(value: float) -> str:
@@ -229,9 +254,13 @@ def capacity_sentence(capacity: dict) -> str:
     figures = ", ".join(f"{others[rid]['name']} {percent(v)}" for rid, v in at_last.items())
     if limiter is not None:
         verb = "is at its limit" if at_least(capacity) else "limits it"
+        evidence = resources.get(limiter["resource"], {}).get("evidence") or {}
+        waited = (evidence.get("values") or [None])[-1]
         text = (
             f"{head}; {limiter['name']} {verb} ({percent(limiter['utilisation'])} of {limiter['limit']} "
-            f"at {limiter['users']:g} users)"
+            f"at {limiter['users']:g} users"
+            + ("" if waited is None else f"; {evidence['what']} {waited * 1000:.0f} ms")
+            + ")"
         )
         return text + (f"; {figures}." if figures else ".")
     if not resources:

@@ -41,7 +41,7 @@ def test_an_impossible_slo_fails_the_run_naming_the_objective(stack):
 def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack, capacity_run):
     result, run_id = capacity_run.result, capacity_run.run_id
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "capacity: " in result.stdout
+    assert "capacity search: " in result.stdout
     assert run_id.endswith("-capacity")
     folder = stack.results_dir / run_id
     capacity = json.loads((folder / "capacity.json").read_text())

@@ -158,3 +158,16 @@ def test_no_capacity_when_the_first_step_breached():
     assert capacity_sentence(capacity(None, None, "breach", [10])) == (
         "No capacity: even the first step (10 users) breached the objectives."
     )
+
+
+def test_the_limiters_saturation_evidence_is_in_the_sentence():
+    found = judge({"api_db_pool": [0.2, 0.6, 1.0], "api_cpu": [0.1, 0.15, 0.2]}, [10, 20, 30])
+    found["resources"]["api_db_pool"]["evidence"] = {
+        "what": "mean wait for a connection",
+        "values": [0, 0.001, 0.1234],
+    }
+    text = capacity_sentence(capacity(20, 50.0, "knee", [10, 20, 30], **found, not_seen=[]))
+    assert (
+        "the API's DB pool limits it (100% of its maximum connections at 30 users; mean wait for a "
+        "connection 123 ms); the API process's CPU 20%." in text
+    )
