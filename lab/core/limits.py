@@ -133,6 +133,14 @@ def query(resource: Resource, window: str) -> str:
     return resource.expr.replace(WINDOW, window)
 
 
+def every_resource(window: str) -> str:
+    """One PromQL of every resource's utilisation, each series labelled `resource` with its name (for a
+    dashboard: a resource without data is simply absent)."""
+    return " or ".join(
+        f'label_replace({query(r, window)}, "resource", "{r.name}", "", "")' for r in RESOURCES
+    )
+
+
 def judge(utilisation: dict[str, list[float | None]], users: list[int]) -> dict:
     """The limiter of a search whose steps had `users`, from each resource's utilisation per step (None:
     no data at that step); judged at the last step, the one that ended the search.
