@@ -257,7 +257,11 @@ def capacity_sentence(capacity: dict) -> str:
         head = f"Capacity is {users:g} users at {rps:.0f} requests/s"
         if ended and last_users is not None:
             head += f" ({ended} at {last_users:g} users)"
-    others = {rid: r for rid, r in resources.items() if limiter is None or rid != limiter["resource"]}
+    others = {  # in the table's order, whatever order the JSON keys came in
+        r.id: resources[r.id]
+        for r in RESOURCES
+        if r.id in resources and (limiter is None or r.id != limiter["resource"])
+    }
     at_last = {rid: r["utilisation"][-1] for rid, r in others.items() if r["utilisation"][-1] is not None}
     figures = ", ".join(f"{others[rid]['name']} {percent(v)}" for rid, v in at_last.items())
     if limiter is not None:

@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.lifecycle]  # they recreate services 
 # From 5 to 45 users in steps of 10, 20 s each (6 s ramp): at most five steps, under two minutes.
 SEARCH = (
     "--users", "45", "--set", "start_users=5", "--set", "step_users=10", "--set", "step_duration=20s",
-    "--set", "ramp=6s", "--set", "spawn_rate=20", "--slo", "catalog-p95=20s,auth-p95=20s,orders-p95=20s",
+    "--set", "ramp=6s", "--set", "spawn_rate=20",
+    "--slo", "catalog-p95=20s", "--slo", "auth-p95=20s", "--slo", "orders-p95=20s",
 )  # fmt: skip
 KNOBS = ("API_CPU_WORK_MS", "API_DB_POOL_MAX_SIZE", "API_DB_QUERY_DELAY_MS", "LOCUST_REQUEST_CPU_MS")
 
@@ -41,6 +42,7 @@ def induce(stack):
 def search_limited_by(stack, resource: str) -> dict:
     result = stack.lab("run", "capacity", *SEARCH, check=False, timeout=600)
     run_id = stack.current_run_id()
+    assert run_id and run_id.endswith("-capacity"), result.stdout + result.stderr
     capacity = json.loads((stack.results_dir / run_id / "capacity.json").read_text())
     print(f"\n{resource}: {capacity['sentence']}\n{json.dumps(capacity['resources'], sort_keys=True)}")
     assert capacity["sentence"] in result.stdout, result.stdout + result.stderr

@@ -105,6 +105,11 @@ def test_the_sentence_names_the_limiter_and_the_other_resources_at_the_same_step
         [40, 70, 100, 130],
     )
     text = capacity_sentence(capacity(120, 340.4, "knee", [40, 70, 100, 130], **found, not_seen=[]))
+    # capacity.json and the master's HTTP answer sort their keys: the sentence keeps the table's order.
+    reordered = {**found, "resources": dict(sorted(found["resources"].items(), reverse=True))}
+    assert (
+        capacity_sentence(capacity(120, 340.4, "knee", [40, 70, 100, 130], **reordered, not_seen=[])) == text
+    )
     assert text == (
         "Capacity is 120 users at 340 requests/s (throughput stopped growing at 130 users); the API process's "
         "CPU limits it (97% of its one core at 130 users); the load generators' CPU 44%, Postgres CPU 31%, "
