@@ -155,7 +155,7 @@ def window_between(before: dict, after: dict, duration: float):
     return window
 
 
-def judge(environment, run, figures) -> dict | None:
+def judge(environment, run, figures, measured_limits: dict | None = None) -> dict | None:
     """Judge a run's SLOs (and take its capacity) on its frozen figures, write slo.json and
     capacity.json, and fail a headless run whose objectives failed. Called once, by lab.plugin.runs
     at the end of the run; returns the outcome `GET /lab/run` serves (None without the SLO options)."""
@@ -178,7 +178,7 @@ def judge(environment, run, figures) -> dict | None:
         # A capacity run is judged at its capacity step, the load it promises to carry (or at its
         # first step when even that breached).
         capacity = {**search.to_dict(), "reason": search.reason or "stopped"}
-        capacity |= measure_limits(options, capacity["steps"])
+        capacity |= measured_limits or limits.measure(None, capacity["steps"], "not measured")
         capacity["at_least"] = limits.at_least(capacity)
         capacity["sentence"] = limits.capacity_sentence(capacity)
         logger.info("lab: %s", capacity["sentence"])
@@ -213,17 +213,22 @@ def judge(environment, run, figures) -> dict | None:
     return {**outcome, "capacity": capacity}
 
 
-def measure_limits(options, steps: list[dict]) -> dict:
-    """lab.core.limits.measure over the capacity steps, at the Prometheus of --lab-prometheus-url."""
+def measure_limits(environment) -> dict | None:
+    """What limits a capacity search (lab.core.limits.measure over its steps) in the Prometheus of
+    --lab-prometheus-url, once its last samples are scraped; None when the run is no capacity search."""
+    search = getattr(environment.shape_class, "search", None)
+    options = environment.parsed_options
+    if search is None or not search.steps or options is None:
+        return None
+    steps = [step.to_dict() for step in search.steps]
     url = getattr(options, "lab_prometheus_url", "")
     if not url:
         return limits.measure(
             None, steps, "no Prometheus given (--lab-prometheus-url / LOCUST_LAB_PROMETHEUS_URL)"
         )
-    if steps:
-        gevent.sleep(
-            max(0.0, min(SCRAPE_WAIT_SECONDS, steps[-1]["ended_at"] + SCRAPE_WAIT_SECONDS - time.time()))
-        )
+    gevent.sleep(
+        max(0.0, min(SCRAPE_WAIT_SECONDS, steps[-1]["ended_at"] + SCRAPE_WAIT_SECONDS - time.time()))
+    )
     return limits.measure(Prometheus(url, timeout=PROMETHEUS_TIMEOUT_SECONDS), steps)
 
 
