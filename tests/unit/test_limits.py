@@ -53,8 +53,8 @@ def test_a_process_at_its_core_explains_a_busy_host_not_the_other_way_round():
 
 
 def test_among_equally_specific_resources_the_busiest_is_named():
-    found = judge({"api_cpu": [0.2, 0.5, 0.8, 0.88], "api_db_pool": [0.1, 0.5, 1.0, 1.0]}, USERS)
-    assert found["limiter"]["resource"] == "api_db_pool"
+    found = judge({"generators": [0.2, 0.5, 0.8, 0.88], "redis_cpu": [0.1, 0.5, 1.0, 1.0]}, USERS)
+    assert found["limiter"]["resource"] == "redis_cpu"
 
 
 def test_a_resource_without_data_is_left_out_and_gaps_are_kept():
@@ -176,3 +176,12 @@ def test_the_limiters_saturation_evidence_is_in_the_sentence():
         "the API's DB pool limits it (100% of its maximum connections at 30 users; mean wait for a "
         "connection 123 ms); the API process's CPU 20%." in text
     )
+
+
+def test_the_apis_pool_read_full_because_its_event_loop_is_at_its_core_is_not_the_limiter():
+    # As measured on the stack with API_CPU_WORK_MS=100: connections are held across a starved event loop.
+    found = judge({"api_cpu": [0.22, 0.56, 0.76, 0.86], "api_db_pool": [0.0, 0.0, 0.1, 0.97]}, USERS)
+    assert found["limiter"]["resource"] == "api_cpu"
+    # With the API's CPU low, a full pool is the limit itself.
+    found = judge({"api_cpu": [0.01, 0.03, 0.03, 0.04], "api_db_pool": [0.5, 1.0, 1.0, 1.0]}, USERS)
+    assert found["limiter"]["resource"] == "api_db_pool"
