@@ -179,9 +179,10 @@ def judge(environment, run, figures, measured_limits: dict | None = None) -> dic
         # first step when even that breached).
         capacity = {**search.to_dict(), "reason": search.reason or "stopped"}
         capacity |= measured_limits or limits.measure(None, capacity["steps"], "not measured")
-        capacity["at_least"] = limits.at_least(capacity)
-        capacity["sentence"] = limits.capacity_sentence(capacity)
-        logger.info("lab: %s", capacity["sentence"])
+        if "rate" not in capacity:  # a users search (a rate search's verdict is told in arrivals/s)
+            capacity["at_least"] = limits.at_least(capacity)
+            capacity["sentence"] = limits.capacity_sentence(capacity)
+            logger.info("lab: %s", capacity["sentence"])
         window = search.capacity_window or search.windows[0]
     else:
         window = window_between({}, snapshot(figures.stats), figures.ended_at - run.started_at)
