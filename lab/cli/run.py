@@ -14,6 +14,7 @@ import requests
 from lab.core import slo, webauth
 from lab.core.config import Lab
 from lab.core.errors import LabError
+from lab.core.limits import capacity_sentence
 from lab.core.scenarios import SCENARIOS, parse_overrides, shape_class_name
 from lab.core.slo import Verdict
 from lab.core.yamlconf import ConfigError
@@ -310,13 +311,8 @@ def verdict(run: dict) -> int:
     if capacity is not None and "rate" in capacity:
         print(rate_capacity_line(capacity))
     elif capacity is not None:
-        if capacity.get("users") is None:
-            print(f"capacity: none, even the first step breached the SLOs ({capacity.get('reason')})")
-        else:
-            print(
-                f"capacity: {capacity['users']} users at {capacity['requests_per_second']:.1f} requests/s "
-                f"(search ended by {capacity.get('reason')}, {len(capacity.get('steps', []))} steps)"
-            )
+        print(f"capacity search: {len(capacity.get('steps', []))} steps, ended by {capacity.get('reason')}")
+        print(capacity_sentence(capacity))
     print(f"results: {run['results_dir']} (on the master)")
     if outcome.get("aborted"):
         print(f"lab: run aborted: {outcome['aborted']['reason']}", file=sys.stderr)

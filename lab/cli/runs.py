@@ -2,7 +2,7 @@
 
 import time
 
-from lab.core import results
+from lab.core import limits, results
 from lab.core.errors import LabError
 from lab.core.runrecord import FILE, RunRecord
 from lab.report import add_source_arguments, resolve_sources
@@ -66,6 +66,8 @@ def row(run: RunRecord) -> tuple[str, ...]:
         found = "none"
     else:
         found = f"{capacity['users']} users @ {capacity['requests_per_second']:.1f}/s"
+        if limits.at_least(capacity):  # the search stopped at its maximum: a lower bound
+            found = "at least " + found
     duration = "running" if run.ended_at is None else _duration(run.ended_at - run.started_at)
     start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.started_at))
     return (run.run_id, run.scenario, start, duration, requests, p95, verdict, found)

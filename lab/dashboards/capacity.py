@@ -1,10 +1,12 @@
-"""Capacity, for stakeholder demos: how many users the system serves within its SLOs."""
+"""Capacity, for stakeholder demos: how many users the system serves within its SLOs, and what limits it."""
 
+from lab.core import limits as resources
 from lab.dashboards.panels import (
     FAILURES,
     RATE,
     REQUESTS,
     RUN,
+    SATURATION_THRESHOLDS,
     Column,
     Limits,
     dashboard,
@@ -96,6 +98,29 @@ def capacity(limits: Limits):
                         unit="percentunit",
                         thresholds=limits.error_ratio,
                         overrides=[right_axis("users", "short")],
+                    ),
+                ),
+            ],
+        ),
+        (
+            8,
+            [
+                (
+                    24,
+                    stat(
+                        "What limits capacity",
+                        [target(resources.every_resource("$__rate_interval"), "{{resource}}", instant=True)],
+                        unit="percentunit",
+                        description="Each resource the lab sees, now, as a share of the limit it really has: one "
+                        "core for a single-threaded process (the API, each Locust worker, the master, Redis), the "
+                        "host's cores for the host and Postgres, max_connections, maxmemory, the API's pool "
+                        f"maximum. Red from {resources.SATURATED:.0%}: saturated. At the end of a capacity search "
+                        "the lab names the one that limits it (capacity.json); a resource it cannot see is absent.",
+                        thresholds=SATURATION_THRESHOLDS,
+                        graph=False,
+                        decimals=0,
+                        text_mode="value_and_name",
+                        no_value="no resource metrics",
                     ),
                 ),
             ],

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import grafanalib.core as G
 
+from lab.core import limits
 from lab.core.errors import LabError
 from lab.core.slo import QUANTILES, SOAK_KEYS, Thresholds
 
@@ -38,8 +39,8 @@ HOST_CPU_CORES = f'sum(rate(node_cpu_seconds_total{{{NODE}, mode!~"idle|iowait"}
 SERVICE_CPU_CORES = (
     f'sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total{{job="process"}}{RATE}))'
 )
-# Saturation starts here: a resource busier than this share of its limit queues work.
-SATURATED = 0.85
+# Saturation starts here: a resource busier than this share of its limit queues work (the limiter's line).
+SATURATED = limits.SATURATED
 SATURATION_THRESHOLDS = NO_THRESHOLDS + [{"color": "red", "value": SATURATED}]
 
 

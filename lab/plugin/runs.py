@@ -225,8 +225,11 @@ def end_run(environment, run: Run) -> None:
         return
     run.ended_at = run.ended_at or time.time()
     run.figures = Figures.freeze(environment.runner, run.ended_at)
+    # A capacity search's limiter is measured in Prometheus, which takes seconds: before the run reads as
+    # ended, so that whoever sees "ended" (`lab run`) also sees its verdict.
+    limits = verdicts.measure_limits(environment)
     run.state = "ended"  # from here on the exporter serves the frozen figures
-    run.outcome = verdicts.judge(environment, run, run.figures)
+    run.outcome = verdicts.judge(environment, run, run.figures, limits)
     write_results(environment, run, run.figures)
     logger.info("lab: run %s ended, results in %s", run.run_id, run.results_dir)
 

@@ -13,7 +13,8 @@ import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, WorkerRunner
 from locust.stats import calculate_response_time_percentile, diff_response_time_dicts
 
-from lab.core import slo
+from lab.core import limits, slo
+from lab.core.prometheus import Prometheus
 from lab.core.slo import Window
 from lab.core.yamlconf import ConfigError, located
 from lab.plugin import runs
@@ -24,6 +25,11 @@ logger = logging.getLogger(__name__)
 # check late: a run is stopped within abort_after + WORKER_REPORT_INTERVAL + 2 * CHECK_SECONDS.
 CHECK_SECONDS = 1.0
 WINDOW_SECONDS = 10.0
+# The limiter of a capacity search is measured in Prometheus when the run ends: after one scrape interval
+# of the stack (5 s) and a second past the last step, so that its last samples are in; each query gets
+# a few seconds, and a Prometheus that does not answer leaves the resources unseen, never fails the run.
+SCRAPE_WAIT_SECONDS = 6.0
+PROMETHEUS_TIMEOUT_SECONDS = 3.0
 
 
 def _add_arguments(parser) -> None:
@@ -40,6 +46,14 @@ def _add_arguments(parser) -> None:
         env_var="LOCUST_SLO_OVERRIDES",
         default="",
         help="Load Lab SLO thresholds for this run, e.g. catalog-p95=100ms,errors=0.001 (empty: the SLO file's)",
+    )
+    parser.add_argument(
+        "--lab-prometheus-url",
+        env_var="LOCUST_LAB_PROMETHEUS_URL",
+        default="",
+        include_in_web_ui=False,
+        help="Load Lab: the Prometheus that scrapes the system under test, where a capacity search measures "
+        "what limits it (empty: the limiter is not named)",
     )
 
 
@@ -141,7 +155,7 @@ def window_between(before: dict, after: dict, duration: float):
     return window
 
 
-def judge(environment, run, figures) -> dict | None:
+def judge(environment, run, figures, measured_limits: dict | None = None) -> dict | None:
     """Judge a run's SLOs (and take its capacity) on its frozen figures, write slo.json and
     capacity.json, and fail a headless run whose objectives failed. Called once, by lab.plugin.runs
     at the end of the run; returns the outcome `GET /lab/run` serves (None without the SLO options)."""
@@ -164,6 +178,11 @@ def judge(environment, run, figures) -> dict | None:
         # A capacity run is judged at its capacity step, the load it promises to carry (or at its
         # first step when even that breached).
         capacity = {**search.to_dict(), "reason": search.reason or "stopped"}
+        capacity |= measured_limits or limits.measure(None, capacity["steps"], "not measured")
+        if "rate" not in capacity:  # a users search (a rate search's verdict is told in arrivals/s)
+            capacity["at_least"] = limits.at_least(capacity)
+            capacity["sentence"] = limits.capacity_sentence(capacity)
+            logger.info("lab: %s", capacity["sentence"])
         window = search.capacity_window or search.windows[0]
     else:
         window = window_between({}, snapshot(figures.stats), figures.ended_at - run.started_at)
@@ -193,6 +212,25 @@ def judge(environment, run, figures) -> dict | None:
         run.capacity = capacity
         _write_json(results_dir / "capacity.json", {"run_id": run.run_id, **capacity})
     return {**outcome, "capacity": capacity}
+
+
+def measure_limits(environment) -> dict | None:
+    """What limits a capacity search (lab.core.limits.measure over its steps) in the Prometheus of
+    --lab-prometheus-url, once its last samples are scraped; None when the run is no capacity search."""
+    search = getattr(environment.shape_class, "search", None)
+    options = environment.parsed_options
+    if search is None or not search.steps or options is None:
+        return None
+    steps = [step.to_dict() for step in search.steps]
+    url = getattr(options, "lab_prometheus_url", "")
+    if not url:
+        return limits.measure(
+            None, steps, "no Prometheus given (--lab-prometheus-url / LOCUST_LAB_PROMETHEUS_URL)"
+        )
+    gevent.sleep(
+        max(0.0, min(SCRAPE_WAIT_SECONDS, steps[-1]["ended_at"] + SCRAPE_WAIT_SECONDS - time.time()))
+    )
+    return limits.measure(Prometheus(url, timeout=PROMETHEUS_TIMEOUT_SECONDS), steps)
 
 
 def register(events) -> None:

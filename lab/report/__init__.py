@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab.core import conventions, results, slo, yamlconf
+from lab.core import conventions, limits, results, slo, yamlconf
 from lab.core.config import Lab
 from lab.core.conventions import INSTRUMENTATOR
 from lab.core.errors import LabError
@@ -406,11 +406,9 @@ def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) ->
             f"{criteria}, the API carries {capacity['rate']:g} arrivals/s offered, {rps:.0f} requests/s, "
             "on this stack."
         )
-    elif users is None:
-        first = steps[0]["users"] if steps else "?"
-        sentence = f"{criteria}, the API did not sustain even the first step ({first} users) on this stack."
     else:
-        sentence = f"{criteria}, the API sustains {users:g} users at {rps:.0f} requests/s on this stack."
+        measured = limits.capacity_sentence(capacity)  # the master's own sentence, from the same figures
+        sentence = f"{criteria}, {measured[0].lower()}{measured[1:]}"
     p95 = [o.threshold for o in objectives if o.metric == "latency_p95" and o.requests == ("*",)]
     return {
         "steps": steps,
@@ -425,6 +423,12 @@ def capacity_section(capacity: dict, objectives: list, data: dict[str, list]) ->
         "stopped_by": capacity.get("reason"),
         "p95_limit_seconds": p95[0] if p95 else None,
         "sentence": sentence,
+        "at_least": limits.at_least(capacity),
+        # What limits it (lab.core.limits, measured by the master when the search ended).
+        "limiter": capacity.get("limiter"),
+        "resources": capacity.get("resources") or {},
+        "not_seen": capacity.get("not_seen"),
+        "saturated_at": capacity.get("saturated_at", limits.SATURATED),
     }
 
 

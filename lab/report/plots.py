@@ -26,6 +26,14 @@ def draw(report: dict) -> list[dict]:
         plots.append(
             {"id": "capacity", "title": "Capacity: throughput and p95 per step", "png": _capacity(report)}
         )
+    if report.get("capacity") and report["capacity"]["resources"]:
+        plots.append(
+            {
+                "id": "limits",
+                "title": "What limits capacity: each resource against its limit",
+                "png": _limits(report),
+            }
+        )
     if report.get("soak"):
         plots.append({"id": "soak", "title": "Soak: drift over the steady part", "png": _soak(report)})
     if report.get("arrivals"):
@@ -254,6 +262,38 @@ def _arrivals(report):
     _legend(axes[1])
     axes[1].set_title("Both clocks (from the Locust histograms): the gap is the wait for a free user")
     axes[1].set_xlabel("time (UTC)")
+    return _png(fig)
+
+
+def _limits(report):
+    """Every resource the search saw, as a percentage of its own limit at each step, with the line
+    above which it counts as saturated (lab.core.limits)."""
+    cap = report["capacity"]
+    users = [s["users"] for s in cap["steps"]]
+    fig = Figure(figsize=(11, 5))
+    ax = fig.subplots()
+    limiter = (cap["limiter"] or {}).get("resource")
+    for rid, resource in cap["resources"].items():
+        points = [(u, v) for u, v in zip(users, resource["utilisation"], strict=False) if v is not None]
+        ax.plot(
+            [u for u, _ in points],
+            [v * 100 for _, v in points],
+            "o-",
+            linewidth=3 if rid == limiter else 1.2,
+            label=f"{resource['name']} (of {resource['limit']})"
+            + (": the limiter" if rid == limiter else ""),
+        )
+    saturated = cap["saturated_at"] * 100
+    ax.axhline(saturated, color=COLORS["p99"], linestyle=":", label=f"saturated: {saturated:g}% of the limit")
+    ax.set_xlabel("users")
+    ax.set_ylabel("% of its limit")
+    highest = max(
+        (v for r in cap["resources"].values() for v in r["utilisation"] if v is not None), default=0
+    )
+    ax.set_ylim(0, max(110, highest * 100 + 5))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title("Each resource's utilisation per step (steady windows)")
     return _png(fig)
 
 

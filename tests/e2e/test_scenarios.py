@@ -41,7 +41,7 @@ def test_an_impossible_slo_fails_the_run_naming_the_objective(stack):
 def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack, capacity_run):
     result, run_id = capacity_run.result, capacity_run.run_id
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "capacity: " in result.stdout
+    assert "capacity search: " in result.stdout
     assert run_id.endswith("-capacity")
     folder = stack.results_dir / run_id
     capacity = json.loads((folder / "capacity.json").read_text())
@@ -50,6 +50,15 @@ def test_a_short_capacity_run_finds_the_capacity_and_writes_it(stack, capacity_r
     assert [s["users"] for s in steps] == [5, 10, 15, 20, 25][: len(steps)]
     assert capacity["users"] in [s["users"] for s in steps if s["passed"]]
     assert capacity["requests_per_second"] > 0
+    # The master's sentence, in `lab run`'s output and the report: "at least" exactly when the search
+    # stopped at its maximum; what limits it measured in the stack's Prometheus (the API's CPU at least).
+    assert capacity["sentence"] in result.stdout
+    assert capacity["at_least"] == (capacity["reason"] == "max_users") == ("at least" in capacity["sentence"])
+    assert len(capacity["resources"]["api_cpu"]["utilisation"]) == len(steps)
+    stack.lab("report", run_id)
+    report = json.loads((folder / "report.json").read_text())["capacity"]
+    assert report["at_least"] == capacity["at_least"]
+    assert ("at least" in report["sentence"]) == capacity["at_least"]
     assert json.loads((folder / "slo.json").read_text())["passed"] is True
     assert json.loads((folder / "run.json").read_text())["parameters"]["step_duration"] == 20
     at = capacity_run.at

@@ -106,6 +106,8 @@ class Lab:
             + "".join(f"        - 127.0.0.1:{p.exporter_port}\n" for p in targets)
         ).start()
         self.prometheus_url = self.prometheus.url
+        # The capacity search measures what limits it in this Prometheus (here it sees Locust's own CPU).
+        self.capacity.env["LOCUST_LAB_PROMETHEUS_URL"] = self.prometheus_url
         self.locust_url = self.locust.web_url
         self.locust.start().wait_ready()
 
@@ -304,10 +306,22 @@ def test_capacity_report_from_a_real_capacity_search(lab):
     for step in cap["steps"]:  # over each step's steady window, from the histogram
         assert 0 < step["p95_seconds"] < 0.5 and 0 < step["error_ratio"] < 0.3
     assert cap["users"] == search["users"] == 6
+    # Throughput grew at every step and none breached: the search stopped at its maximum, a lower bound.
+    assert search["reason"] == "max_users" and search["at_least"] is True
+    assert search["sentence"].startswith("Capacity is at least 6 users at ")
     assert cap["sentence"].startswith(
-        "At p95 under 500 ms and errors under 20%, the API sustains 6 users at "
+        "At p95 under 500 ms and errors under 20%, capacity is at least 6 users at "
     )
-    assert len(embedded_images((folder / "report.html").read_text())) == 3
+    # What limits it, measured by the master in the real Prometheus: Locust's own CPU per step, far from
+    # saturated; the stack's services are not scraped here, and are listed as not seen.
+    master = search["resources"]["locust_master"]["utilisation"]
+    assert len(master) == 3 and all(v is not None and 0 <= v < 0.85 for v in master)
+    assert search["limiter"] is None
+    not_seen = {m["resource"]: m["why"] for m in search["not_seen"]}
+    assert not_seen["api_cpu"].startswith("no data from") and "locust_master" not in not_seen
+    html = (folder / "report.html").read_text()
+    assert "at least 6 users" in html and "Not seen (not judged)" in html
+    assert len(embedded_images(html)) == 4  # with the resources' plot
 
 
 def test_compare_a_run_with_itself_and_with_a_slowed_run(lab, tmp_path):

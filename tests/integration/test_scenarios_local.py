@@ -359,12 +359,18 @@ def test_lab_run_starts_a_capacity_search_follows_it_and_reports_the_capacity(wo
     lab = master.lab(*args)
     out, err = lab.communicate(timeout=PROCESS_TIMEOUT)
     assert lab.returncode == 0, out + err
-    assert "capacity: " in out and " users at " in out
     assert "SLOs: all objectives passed" in out
     assert "stage steady" in out or "stage ramp" in out  # progress lines were shown
     folder = only_run(workdir)
     assert f"run {folder.name}: capacity on {target}" in out
-    assert json.loads((folder / "capacity.json").read_text())["users"] is not None
+    capacity = json.loads((folder / "capacity.json").read_text())
+    assert capacity["users"] is not None
+    # The master's sentence, as capacity.json has it: "at least" exactly when the search stopped at its maximum.
+    assert capacity["sentence"] in out and " users at " in capacity["sentence"]
+    assert ("at least" in out) == capacity["at_least"] == (capacity["reason"] == "max_users")
+    # No Prometheus given to the master: nothing seen, and said why.
+    assert capacity["limiter"] is None and capacity["resources"] == {}
+    assert "--lab-prometheus-url" in capacity["not_seen"][0]["why"]
 
 
 def test_lab_run_fails_on_an_impossible_slo_and_ctrl_c_stops_the_test(workdir, target, web_master):

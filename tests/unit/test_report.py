@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from lab import report
-from lab.core import conventions
+from lab.core import conventions, limits
 from lab.core.errors import LabError
 from lab.core.prometheus import Prometheus, label_value
 from lab.core.runrecord import RunRecord
@@ -374,7 +375,8 @@ def test_capacity_run_has_the_sentence_the_knee_and_a_plot(tmp_path):
     built = report.build(make_run(tmp_path, "capacity"), capacity_responses(), extras, objectives(tmp_path))
     cap = built["capacity"]
     assert cap["sentence"] == (
-        "At p95 under 500 ms and errors under 1%, the API sustains 30 users at 250 requests/s on this stack."
+        "At p95 under 500 ms and errors under 1%, capacity is 30 users at 250 requests/s (an objective was "
+        "breached at 40 users)."
     )
     assert cap["knee"] == {"users": 30, "requests_per_second": 250.0}
     assert cap["p95_limit_seconds"] == 0.5 and cap["stopped_by"] == "breach"
@@ -384,6 +386,40 @@ def test_capacity_run_has_the_sentence_the_knee_and_a_plot(tmp_path):
     html = render(built)
     assert cap["sentence"] in html and "FAIL</span> (errors)" in html
     assert len(parse_page(html).images) == 3
+
+
+def test_capacity_run_names_its_limiter_plots_every_resource_and_lists_what_it_did_not_see(tmp_path):
+    measured = limits.judge(
+        {
+            "api_db_pool": [0.2, 0.5, 0.8, 1.0],
+            "api_cpu": [0.1, 0.2, 0.25, 0.3],
+            "host_cpu": [0.2, 0.3, 0.4, 0.45],
+        },
+        [10, 20, 30, 40],
+    )
+    not_seen = [{"resource": "redis_memory", "name": "Redis memory", "why": "no data from redis-exporter"}]
+    extras = {"capacity": {**CAPACITY, **measured, "not_seen": not_seen}}
+    built = report.build(make_run(tmp_path, "capacity"), capacity_responses(), extras, objectives(tmp_path))
+    cap = built["capacity"]
+    assert cap["sentence"] == (
+        "At p95 under 500 ms and errors under 1%, capacity is 30 users at 250 requests/s (an objective was "
+        "breached at 40 users); the API's DB pool limits it (100% of its maximum connections at 40 users); "
+        "the API process's CPU 30%, the host's CPU 45%."
+    )
+    assert cap["limiter"]["resource"] == "api_db_pool" and not cap["at_least"]
+    html = render(built)
+    assert str(escape(cap["sentence"])) in html and "Redis memory (no data from redis-exporter)" in html
+    assert len(parse_page(html).images) == 4
+
+
+def test_a_search_that_stopped_at_its_maximum_says_at_least(tmp_path):
+    search = {**CAPACITY, "users": 40, "reason": "max_users", "steps": CAPACITY["steps"][:3]}
+    cap = report.capacity_section(search, objectives(tmp_path)["objectives"], capacity_responses())
+    assert cap["at_least"]
+    assert cap["sentence"].startswith(
+        "At p95 under 500 ms and errors under 1%, capacity is at least 40 users at 250 requests/s; the search "
+        "stopped at its maximum (max_users)"
+    )
 
 
 def test_capacity_sentence_lists_each_objective_and_its_requests(tmp_path):
@@ -398,7 +434,7 @@ def test_capacity_sentence_lists_each_objective_and_its_requests(tmp_path):
     )
     assert cap["sentence"] == (
         "At p95 under 250 ms for GET /items*, p99 under 1 s for POST /login, GET /me and errors under 1%, "
-        "the API sustains 30 users at 250 requests/s on this stack."
+        "capacity is 30 users at 250 requests/s (an objective was breached at 40 users)."
     )
     assert cap["p95_limit_seconds"] is None  # no p95 objective over all requests to draw
 
@@ -412,7 +448,7 @@ def test_capacity_sentence_uses_the_thresholds_the_steps_were_judged_by(tmp_path
             {"objective": "errors", "threshold": 0.01},
         ]
     cap = report.capacity_section(judged, objectives(tmp_path)["objectives"], capacity_responses())
-    assert cap["sentence"].startswith("At p95 under 300 ms and errors under 1%, the API sustains 30 users")
+    assert cap["sentence"].startswith("At p95 under 300 ms and errors under 1%, capacity is 30 users")
 
 
 def test_capacity_without_a_passing_step():
@@ -421,8 +457,8 @@ def test_capacity_without_a_passing_step():
     cap = report.capacity_section(failed, [], capacity_responses())
     assert cap["users"] is None and cap["knee"] is None
     assert cap["sentence"] == (
-        "Within the objectives the run was judged by, the API did not sustain even the first step "
-        "(10 users) on this stack."
+        "Within the objectives the run was judged by, no capacity: even the first step (10 users) breached "
+        "the objectives."
     )
 
 

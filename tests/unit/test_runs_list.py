@@ -33,6 +33,10 @@ def test_runs_are_listed_newest_first_with_their_figures(tmp_path, capsys):
         capacity={"users": 40, "requests_per_second": 212.34},
     )
     write_run(tmp_path, "20231116T080000Z-soak", "soak", 1_700_121_600, None)
+    write_run(
+        tmp_path, "20231113T080000Z-capacity", "capacity", 1_699_862_400, 1_699_862_500,
+        capacity={"users": 25, "requests_per_second": 10.06, "reason": "max_users"},
+    )  # fmt: skip
     assert main(["runs", "--results", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == [
@@ -51,6 +55,7 @@ def test_runs_are_listed_newest_first_with_their_figures(tmp_path, capsys):
         "20231116T080000Z-soak",
         "20231115T080000Z-capacity",
         "20231114T221320Z-baseline",
+        "20231113T080000Z-capacity",
     ]
     assert lines[1].split()[1:] == ["soak", "2023-11-16", "08:00:00", "running", "-", "-", "running", "-"]
     assert lines[2].split()[1:] == [
@@ -67,6 +72,8 @@ def test_runs_are_listed_newest_first_with_their_figures(tmp_path, capsys):
         "PASS",
         "-",
     ]
+    # A search that stopped at its maximum found a lower bound.
+    assert "at least 25 users @ 10.1/s" in lines[4]
 
 
 def test_a_rate_search_is_listed_with_the_rate_it_carried(tmp_path, capsys):
