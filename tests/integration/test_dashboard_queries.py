@@ -22,11 +22,12 @@ from tests.support.local_services import PrometheusServer, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "prometheus" / "rules"
-# Served by the compose stack only: the API and the exporters, and what needs the lab's SLO file or
+# Served by the compose stack only: the API and the exporters (the system ones too), and what needs the lab's SLO file or
 # capacity search (the locustfile here registers runs and the exporter only).
 # The open model's series come from rate-scenario runs only: tests/integration/test_arrivals.py checks them.
 ELSEWHERE = re.compile(
-    r"^(http_|api_|pg_|redis_|process_|locust_slo_pass$|locust_capacity_|locust_arrival|locust_request_intended)"
+    r"^(http_|api_|pg_|redis_|process_|node_|namedprocess_|locust_slo_pass$|locust_capacity_|locust_arrival"
+    r"|locust_request_intended)"
 )
 RATE_INTERVAL = "4s"  # four scrapes, as Grafana's $__rate_interval would be
 
