@@ -13,6 +13,7 @@ from lab.core.slo import Objective, Verdict, Window, evaluate
 CONTINUE, BREACH, KNEE, MAX_USERS = "continue", "breach", "knee", "max_users"
 # Why a rate search ends (BREACH too): arrivals dropped, fewer started than offered, the maximum rate ran clean.
 DROPPED, SHORTFALL, MAX_RATE = "dropped", "shortfall", "max_rate"
+AT_MAXIMUM = (MAX_USERS, MAX_RATE)  # the search ran every step: nothing ended it
 
 
 def short_of(offered: float, achieved: float, arrivals: int, dropped: int, tolerance: float) -> str | None:

@@ -150,9 +150,13 @@ def every_resource(window: str) -> str:
     )
 
 
-def judge(utilisation: dict[str, list[float | None]], users: list[int]) -> dict:
+def judge(utilisation: dict[str, list[float | None]], users: list[int], at_maximum: bool = False) -> dict:
     """The limiter of a search whose steps had `users`, from each resource's utilisation per step (None:
-    no data at that step); judged at the last step, the one that ended the search.
+    no data at that step); judged at the knee: the step that ended the search and the one before it (a
+    knee or a breach lies between the two), or the last step alone when the search stopped `at_maximum`
+    (nothing ended it). A single process on a shared host reads a little lower one step past the knee,
+    preempted more as the load grows: measured on the demo stack, the API's CPU at 87% of its core at the
+    last step that bought throughput and 83% at the step that did not.
 
     Several saturated resources: the most specific one is named, then the busiest. A single process at
     its one core, a pool at its maximum or a server at its connection limit explains a busy host (the host
@@ -173,30 +177,36 @@ def judge(utilisation: dict[str, list[float | None]], users: list[int]) -> dict:
     if not users:
         return result
     last = len(users) - 1
+    judged_steps = (last,) if at_maximum else (last - 1, last)
     candidates = []
     for rid, values in seen.items():
-        at, first = values[last], next((v for v in values if v is not None), None)
-        if at is None or at < SATURATED:
+        first = next(i for i, v in enumerate(values) if v is not None)
+        # Only steps after the first seen one can show growth with the load.
+        judged = [(values[i], i) for i in judged_steps if i > first and values[i] is not None]
+        if not judged:
             continue
-        if last == 0 or first is None or values.index(first) == last or at - first < GROWTH:
-            continue  # not shown to grow with the load
-        candidates.append((BY_ID[rid].specificity, -at, rid))
-    saturated = {rid for _, _, rid in candidates}
+        at, index = max(judged)
+        if at < SATURATED or at - values[first] < GROWTH:
+            continue
+        candidates.append((BY_ID[rid].specificity, -at, rid, index))
+    saturated = {c[2] for c in candidates}
     candidates = [c for c in candidates if not saturated.intersection(BY_ID[c[2]].explained_by)]
     if candidates:
-        _, _, rid = min(candidates)
+        _, _, rid, index = min(candidates)
         resource = BY_ID[rid]
         result["limiter"] = {
             "resource": rid,
             "name": resource.name,
             "limit": resource.limit,
-            "utilisation": seen[rid][last],
-            "users": users[last],
+            "utilisation": seen[rid][index],
+            "users": users[index],
         }
     return result
 
 
-def measure(prometheus: Prometheus | None, steps: list[dict], unavailable: str = "") -> dict:
+def measure(
+    prometheus: Prometheus | None, steps: list[dict], unavailable: str = "", at_maximum: bool = False
+) -> dict:
     """Each resource's utilisation over each step's steady window (an instant query at its end over its
     length), judged: the `limiter`, every seen resource's figures per step, and what was `not_seen` and
     why. Without Prometheus (None, `unavailable` says why) or when it does not answer, nothing is seen:
@@ -216,7 +226,7 @@ def measure(prometheus: Prometheus | None, steps: list[dict], unavailable: str =
             utilisation[resource.id].append(_value(result))
     if failed:
         utilisation = {}
-    found = judge(utilisation, [s["users"] for s in steps])
+    found = judge(utilisation, [s["users"] for s in steps], at_maximum)
     for rid, seen in found["resources"].items():
         if BY_ID[rid].evidence is not None:
             what, expr = BY_ID[rid].evidence

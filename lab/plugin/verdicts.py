@@ -14,6 +14,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING, WorkerRunner
 from locust.stats import calculate_response_time_percentile, diff_response_time_dicts
 
 from lab.core import limits, slo
+from lab.core.capacity import AT_MAXIMUM
 from lab.core.prometheus import Prometheus
 from lab.core.slo import Window
 from lab.core.yamlconf import ConfigError, located
@@ -222,15 +223,17 @@ def measure_limits(environment) -> dict | None:
     if search is None or not search.steps or options is None:
         return None
     steps = [step.to_dict() for step in search.steps]
+    # Nothing ended a search that ran every step (its reason is set once the last step has run).
+    at_maximum = search.reason in (None, *AT_MAXIMUM)
     url = getattr(options, "lab_prometheus_url", "")
     if not url:
         return limits.measure(
-            None, steps, "no Prometheus given (--lab-prometheus-url / LOCUST_LAB_PROMETHEUS_URL)"
+            None, steps, "no Prometheus given (--lab-prometheus-url / LOCUST_LAB_PROMETHEUS_URL)", at_maximum
         )
     gevent.sleep(
         max(0.0, min(SCRAPE_WAIT_SECONDS, steps[-1]["ended_at"] + SCRAPE_WAIT_SECONDS - time.time()))
     )
-    return limits.measure(Prometheus(url, timeout=PROMETHEUS_TIMEOUT_SECONDS), steps)
+    return limits.measure(Prometheus(url, timeout=PROMETHEUS_TIMEOUT_SECONDS), steps, at_maximum=at_maximum)
 
 
 def register(events) -> None:

@@ -34,10 +34,20 @@ def test_saturated_from_the_first_step_did_not_grow_with_the_load_and_is_not_the
     assert found["limiter"] is None
 
 
-def test_judged_at_the_last_step_only():
-    # Saturated at an earlier step but not at the step that ended the search: not what ended it.
-    found = judge({"api_db_pool": [0.2, 0.95, 0.9, 0.6]}, USERS)
-    assert found["limiter"] is None
+def test_judged_at_the_knee_the_step_that_ended_the_search_and_the_one_before():
+    # Saturated two steps before the end, not at the knee: not what ended the search.
+    assert judge({"api_db_pool": [0.2, 0.95, 0.6, 0.6]}, USERS)["limiter"] is None
+    # Saturated at the last step that bought throughput, a little lower one step on (a single process
+    # preempted more on a shared host): the knee lies between the two, so it is the limiter, at its peak.
+    found = judge({"api_cpu": [0.2, 0.58, 0.87, 0.83]}, USERS)
+    assert found["limiter"]["resource"] == "api_cpu"
+    assert (found["limiter"]["utilisation"], found["limiter"]["users"]) == (0.87, 30)
+
+
+def test_a_search_that_ran_every_step_is_judged_at_its_last_step_only():
+    # Nothing ended it: what was saturated one step before and no longer is did not limit it.
+    assert judge({"api_cpu": [0.2, 0.58, 0.87, 0.83]}, USERS, at_maximum=True)["limiter"] is None
+    assert judge({"api_cpu": [0.2, 0.58, 0.8, 0.9]}, USERS, at_maximum=True)["limiter"]["users"] == 40
 
 
 def test_just_under_the_saturation_line_is_not_saturated():
