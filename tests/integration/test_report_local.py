@@ -208,8 +208,11 @@ def test_report_agrees_with_locusts_own_csv(lab):
     result = lab.lab("report", lab.run_id)
     assert result.returncode == 0, result.stderr
     folder = lab.results / lab.run_id
-    images = embedded_images((folder / "report.html").read_text())
-    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)
+    html = (folder / "report.html").read_text()
+    images = embedded_images(html)
+    # The client side's plot; no server side here (no demo API, no TARGET_METRICS): said, not drawn empty.
+    assert len(images) == 1 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert "No server-side metrics in this window" in html
 
     figures = json.loads((folder / "report.json").read_text())
     rows = locust_rows(folder)
@@ -290,7 +293,7 @@ def test_an_open_model_report_shows_the_arrivals_and_both_clocks_and_a_closed_on
         assert clock["intended"]["p95_seconds"] >= clock["response"]["p95_seconds"]
     html = (folder / "report.html").read_text()
     assert "Open model: arrivals and the second clock" in html
-    assert len(embedded_images(html)) == 3
+    assert len(embedded_images(html)) == 2  # the client side's and the open model's; no server side here
     assert lab.lab("report", lab.run_id).returncode == 0
     assert "Open model" not in (lab.results / lab.run_id / "report.html").read_text()
     assert not (lab.results / lab.run_id / "arrivals.json").exists()
@@ -321,7 +324,7 @@ def test_capacity_report_from_a_real_capacity_search(lab):
     assert not_seen["api_cpu"].startswith("no data from") and "locust_master" not in not_seen
     html = (folder / "report.html").read_text()
     assert "at least 6 users" in html and "Not seen (not judged)" in html
-    assert len(embedded_images(html)) == 4  # with the resources' plot
+    assert len(embedded_images(html)) == 3  # with the resources' plot; no server side here
 
 
 def test_compare_a_run_with_itself_and_with_a_slowed_run(lab, tmp_path):
