@@ -7,6 +7,7 @@ inside their functions so that `lab --help` stays fast.
 
 import argparse
 import importlib
+import signal
 import sys
 
 from lab import __version__
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGINT stops what lab is doing (e.g. `lab run` stops its test) also when a script started lab in
+    # the background, which leaves SIGINT ignored and Python then without its KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
