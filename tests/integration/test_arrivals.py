@@ -28,6 +28,9 @@ TARGET = Path(__file__).with_name("scenarios_target.py")
 PROCESS_TIMEOUT = 120
 RATE = 50
 SECONDS = 20
+# The held rate is judged over 60 s, as issue #18 states it: a start or stop a few hundred ms off is
+# then within the 2% it allows, as over 20 s it was not once in three clean-clone CI runs.
+HOLD_SECONDS = 60
 
 LOCUSTFILE = """
 from locust import FastHttpUser, task
@@ -132,14 +135,14 @@ def workdir(tmp_path):
 
 def test_a_master_and_worker_hold_the_rate_with_nothing_dropped(workdir, prometheus_with_rules):  # noqa: F811 - the fixture
     target, host = start_target(service_ms=10, slots=50)
-    params = f"rate={RATE},users=20,ramp=0,duration={SECONDS}s,max_delay=1s"
+    params = f"rate={RATE},users=20,ramp=0,duration={HOLD_SECONDS}s,max_delay=1s"
     locust = rate_run(workdir, host, params, workers=1).start()
     exporter = locust.exporter_port
     try:
         wait_until(lambda: port_is_open(exporter), 20, 0.1, "the exporter")
         prometheus = prometheus_with_rules(exporter)
         start = time.time()
-        f = figures_when_stopped(exporter, SECONDS + 60)
+        f = figures_when_stopped(exporter, HOLD_SECONDS + 60)
         end = time.time()
         # The overview's open-model panels, queried as Grafana would over this run: each has data.
         run_id = f["run_id"]
@@ -161,8 +164,8 @@ def test_a_master_and_worker_hold_the_rate_with_nothing_dropped(workdir, prometh
         locust.stop()
         stop_process(target)
     assert f["dropped"] == 0
-    assert abs(f["arrivals"] / SECONDS - RATE) <= 0.02 * RATE, f
-    assert abs(f["requests"] / SECONDS - RATE) <= 0.02 * RATE, f  # achieved: every arrival served
+    assert abs(f["arrivals"] / HOLD_SECONDS - RATE) <= 0.02 * RATE, f
+    assert abs(f["requests"] / HOLD_SECONDS - RATE) <= 0.02 * RATE, f  # achieved: every arrival served
     # Every request served an arrival: the second clock counts each one, and adds the arrival's wait
     # (an arrival still in progress when the test stopped has a wait and no request).
     assert f["intended_count"] == f["requests"] <= f["lateness_count"] <= f["requests"] + 20
