@@ -87,3 +87,35 @@ def test_a_stats_reset_ends_the_run_and_starts_the_next(environment):
     assert int(rows["Aggregated"]["Request Count"]) == requests_before_reset > 0
     environment.runner.stop()
     assert second.state == "ended"
+
+
+def test_frozen_stats_equal_locusts_and_stay_as_they_were_when_the_live_ones_go_on():
+    from locust.stats import RequestStats
+
+    live = RequestStats()
+    for rt in (4, 4, 12, 150, 1200):
+        live.log_request("GET", "/a", rt, 10)
+    live.log_request("POST", "/b", 7, 0)
+    live.log_error("GET", "/a", "500 Server Error")
+    live.history.append({"time": "t0", "current_rps": 1.0})
+
+    frozen = runs.copy_stats(live)
+
+    def figures(stats):
+        entries = (stats.total, *stats.entries.values())
+        return [
+            (e.name, e.method, e.num_requests, e.num_failures, e.total_response_time, e.min_response_time,
+             e.max_response_time, e.total_content_length, dict(e.response_times), dict(e.num_reqs_per_sec),
+             e.get_response_time_percentile(0.95), e.get_current_response_time_percentile(0.5))
+            for e in entries
+        ] + [(k, v.occurrences) for k, v in stats.errors.items()] + [list(stats.history)]  # fmt: skip
+
+    before = figures(live)
+    assert figures(frozen) == before
+    assert all(e.stats is frozen for e in frozen.entries.values()) and frozen.total.stats is frozen
+    for rt in (3, 3000):  # the live stats go on; a new name too
+        live.log_request("GET", "/a", rt, 10)
+        live.log_request("GET", "/c", rt, 10)
+    live.log_error("GET", "/a", "500 Server Error")
+    live.history.append({"time": "t1", "current_rps": 2.0})
+    assert figures(frozen) == before
