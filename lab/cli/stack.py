@@ -71,15 +71,11 @@ def up_command(args) -> int:
     if args.workers:
         command += ["--scale", f"locust-worker={args.workers}"]
     if subprocess.run(command).returncode != 0:
-        unhealthy = [
-            c.labels.get("com.docker.compose.service", c.name)
-            for c in _containers(lab, client)
-            if _health(c) not in ("healthy", "running")
-        ]
+        unhealthy = not_ready(_containers(lab, client))
         if not was_running:
             subprocess.run(lab.compose_command("down", "--remove-orphans"), capture_output=True)
         raise LabError(
-            f"the stack did not become healthy (services: {', '.join(sorted(set(unhealthy))) or 'see above'}): "
+            f"the stack did not become healthy (services: {', '.join(unhealthy) or 'see above'}): "
             "check `lab logs SERVICE`, then run `lab up` again"
             + (" (the half-started stack was removed)" if not was_running else "")
         )
@@ -141,6 +137,17 @@ def logs_command(args) -> int:
 
 def _containers(lab: Lab, client) -> list:
     return client.containers.list(all=True, filters={"label": f"com.docker.compose.project={lab.project}"})
+
+
+def not_ready(containers) -> list[str]:
+    """The compose services of these containers that are neither healthy, running nor a finished one-shot."""
+    return sorted(
+        {
+            c.labels.get("com.docker.compose.service", c.name)
+            for c in containers
+            if _health(c) not in ("healthy", "running", "done")
+        }
+    )
 
 
 def _health(container) -> str:
