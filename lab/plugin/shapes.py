@@ -17,7 +17,7 @@ from lab.core.slo import Window, count_in, requests_per_second
 from lab.core.yamlconf import ConfigError
 from lab.plugin import arrivals, runs
 from lab.plugin.trim import TRIM_INTERVAL_SECONDS
-from lab.plugin.verdicts import snapshot, window_between
+from lab.plugin.verdicts import on_intended_clock, snapshot, window_between
 
 logger = logging.getLogger(__name__)
 
@@ -301,11 +301,8 @@ class RateCapacity(OpenModel, Capacity):
         (before, intended_before), (after, intended_after) = m.before, m.after
         window = window_between(before, after, m.ended_at - m.before_at)
         window.rate = requests_per_second(environment.stats.total.num_reqs_per_sec, m.steady_at, m.ended_at)
-        intended = window_between(intended_before, intended_after, m.ended_at - m.before_at).response_times
-        # Latency on the intended-start clock, for every request that served an arrival (all, in a pool).
-        window.response_times = {
-            key: intended.get(key, times) for key, times in window.response_times.items()
-        }
+        intended = window_between(intended_before, intended_after, m.ended_at - m.before_at)
+        on_intended_clock(window, intended.response_times)
         totals = arrivals.totals_of(environment)
         window.arrivals = count_in(totals.due_per_sec, m.steady_at, m.ended_at)
         window.dropped = count_in(totals.dropped_per_sec, m.steady_at, m.ended_at)

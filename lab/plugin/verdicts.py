@@ -18,7 +18,7 @@ from lab.core.capacity import AT_MAXIMUM
 from lab.core.prometheus import Prometheus
 from lab.core.slo import Window
 from lab.core.yamlconf import ConfigError, located
-from lab.plugin import runs
+from lab.plugin import arrivals, runs
 
 logger = logging.getLogger(__name__)
 # abort_after: objectives are checked every CHECK_SECONDS over the last WINDOW_SECONDS of the run. On a
@@ -103,11 +103,13 @@ def _watch_breaches(environment) -> None:
                 objectives = []  # judged (and reported) at the end of the run
         if not objectives:
             continue
-        history.append((now, snapshot(environment.stats)))
+        history.append((now, snapshots(environment)))
         while len(history) > 2 and history[1][0] <= now - WINDOW_SECONDS:
             history.popleft()
-        since, before = history[0]
-        window = window_between(before, history[-1][1], now - since)
+        (since, before), after = history[0], history[-1][1]
+        window = window_between(before.get("stats", {}), after["stats"], now - since)
+        intended = window_between(before.get("intended", {}), after["intended"], now - since)
+        on_intended_clock(window, intended.response_times)
         for objective in objectives:
             verdict = slo.judge(objective, window)
             if verdict.passed is not False:
@@ -143,6 +145,24 @@ def snapshot(stats) -> dict:
         (entry.method, entry.name): (entry.num_requests, entry.num_failures, dict(entry.response_times))
         for entry in stats.entries.values()
     }
+
+
+def snapshots(environment) -> dict:
+    """Locust's cumulative stats now and the open model's intended-start ones (empty in a closed run)."""
+    totals = arrivals.totals_of(environment)
+    return {
+        "stats": snapshot(environment.stats),
+        "intended": snapshot(totals.intended) if totals is not None else {},
+    }
+
+
+def on_intended_clock(window: Window, intended: dict) -> Window:
+    """The window's latency on the open model's clock, from each arrival's due time (its response time
+    plus its wait for a free user), for every request that served an arrival; Locust's own for the
+    others (none in a pool; all in a closed run). Latency objectives of a `rate` run are judged on it:
+    Locust's clock leaves the wait out, the coordinated omission the open model is there to show."""
+    window.response_times = {key: intended.get(key, times) for key, times in window.response_times.items()}
+    return window
 
 
 def window_between(before: dict, after: dict, duration: float):
@@ -186,10 +206,12 @@ def judge(environment, run, figures, measured_limits: dict | None = None) -> dic
             logger.info("lab: %s", capacity["sentence"])
         window = search.capacity_window or search.windows[0]
     else:
-        window = window_between({}, snapshot(figures.stats), figures.ended_at - run.started_at)
+        duration = figures.ended_at - run.started_at
+        window = window_between({}, snapshot(figures.stats), duration)
         totals = figures.arrivals
         if totals is not None:
             window.arrivals, window.dropped = totals.arrivals, totals.dropped
+            on_intended_clock(window, window_between({}, snapshot(totals.intended), duration).response_times)
     verdicts = slo.evaluate(objectives, window)
     for verdict in verdicts:
         logger.info("SLO %s", verdict.describe())

@@ -179,15 +179,22 @@ def test_a_pool_that_cannot_keep_up_drops_arrivals_and_the_second_clock_shows_th
     # 200 ms a request and 5 users: the pool serves at most 25 of the 50 arrivals a second.
     service_ms, users = 200, 5
     target, host = start_target(service_ms=service_ms, slots=50)
+    # A p95 of 500 ms: Locust's clock (about 200 ms) meets it, the intended-start clock (with the wait
+    # for a free user, up to max_delay) does not; a rate run is judged on the second.
+    (workdir / "slo.yaml").write_text("objectives:\n  p95: {metric: latency_p95, max: 500ms}\n")
     params = f"rate={RATE},users={users},ramp=0,duration={SECONDS}s,max_delay=1s"
     runner = rate_run(workdir, host, params, workers=0).start()
     exporter = runner.exporter_port
     try:
         wait_until(lambda: port_is_open(exporter), 20, 0.1, "the exporter")
         f = figures_when_stopped(exporter, SECONDS + 60)
+        verdict_file = workdir / "results" / f["run_id"] / "slo.json"
+        wait_until(verdict_file.exists, 20, 0.2, "the run's verdict")
     finally:
         runner.stop()
         stop_process(target)
+    (p95,) = json.loads(verdict_file.read_text())["objectives"]
+    assert p95["passed"] is False and p95["value"] >= service_ms / 1000 + 0.2, p95
     # The offered rate does not sag with the target: arrivals stay due at 50/s.
     assert abs(f["arrivals"] / SECONDS - RATE) <= 0.02 * RATE, f
     served = f["requests"]
