@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import csv
-import ctypes
+import gc
 import io
 import json
 import logging
@@ -213,13 +213,6 @@ class _FrozenView:
         return getattr(self._target, name)
 
 
-# Locust's HTML report compiles its 1 MB template anew and renders a 1 MB page at every call: glibc keeps
-# what that frees in its heaps, fragmented, so a master writing checkpoints every minute crept up by megabytes
-# an hour (docs/benchmarks.md, the soak). malloc_trim hands the free pages back after each write. Other C
-# libraries have no malloc_trim.
-_malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-
-
 def write_results(environment, run: Run, figures: Figures) -> None:
     """run.json, scenario.yaml, Locust's own CSVs and HTML report, and arrivals.json for an open-model run,
     from the run's frozen figures only."""
@@ -249,8 +242,11 @@ def write_results(environment, run: Run, figures: Figures) -> None:
     if figures.arrivals is not None and figures.arrivals.arrivals:  # the open model's: only runs that used it
         data = {"run_id": run.run_id, **arrivals.figures(figures.arrivals)}
         write_atomic(run.results_dir / "arrivals.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
-    if _malloc_trim is not None:
-        _malloc_trim(0)
+    # Locust's HTML report builds a new Jinja environment at every call, and its compiled 1 MB template
+    # and the environment hold each other: garbage that only the cycle collector's rare full passes free.
+    # A master writing a checkpoint a minute piled them up between passes, and its resident memory crept
+    # up (docs/benchmarks.md: the checkpoint and soak sections). Collected here, once per write.
+    gc.collect()
 
 
 def end_run(environment, run: Run) -> None:
