@@ -70,6 +70,7 @@ SECTIONS = (
     Section("loadgen", "bench/loadgen.py", ("--rounds", "4", "--seconds", "8"), ("--quick",), 420, json=True),
     Section("exporter", "bench/exporter.py", ("--quick",), ("--quick",), 150, json=True),
     Section("api", "bench/api.py", ("--duration", "10"), ("--duration", "3"), 210),
+    Section("checkpoint", "bench/checkpoint.py", (), ("--checkpoints", "15"), 300, json=True),
     Section(
         "soak",
         "bench/soak.py",
@@ -318,6 +319,14 @@ def summary(outcomes: list[Outcome]) -> list[str]:
                 f"| {r['old_cpu_ms']:.0f} → {r['new_cpu_ms']:.1f} ms ({r['old_cpu_ms'] / r['new_cpu_ms']:.1f}x cheaper) "
                 f"| {f'≤ {target:g} ms' if target else '-'} |"
             )
+    checkpoint = figures.get("checkpoint")
+    if checkpoint:
+        slopes = {v["variant"]: v["slope_mib_per_hour"] for v in checkpoint["variants"]}
+        report_alone = slopes["Locust's HTML report alone"]
+        lines.append(
+            f"| RSS slope over {checkpoint['checkpoints']} checkpoints (one a minute), lab "
+            f"(Locust's HTML report alone) | {slopes['lab']:+.1f} MiB/hour ({report_alone:+.1f}) | flat |"
+        )
     stack = figures.get("stack")
     if stack:
         memory = sum(stack["idle_memory"].values()) / 1024**2
