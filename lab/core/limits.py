@@ -308,7 +308,8 @@ def percent(value: float) -> str:
 def capacity_sentence(capacity: dict) -> str:
     """One sentence about a capacity search (capacity.json's figures) that claims no more than was
     measured: the capacity, or "at least" when the search stopped at its maximum; the limiter with its
-    utilisation, or that none saturated; the other resources at the same step; what was not seen."""
+    utilisation, or that none saturated; the other resources at the same step (with the limit where a
+    CPU quota set it); what was not seen."""
     users, rps, reason = capacity.get("users"), capacity.get("requests_per_second"), capacity.get("reason")
     steps = capacity.get("steps") or []
     last_users = steps[-1]["users"] if steps else None
@@ -331,7 +332,9 @@ def capacity_sentence(capacity: dict) -> str:
         if r.id in resources and (limiter is None or r.id != limiter["resource"])
     }
     at_last = {rid: r["utilisation"][-1] for rid, r in others.items() if r["utilisation"][-1] is not None}
-    figures = ", ".join(f"{others[rid]['name']} {percent(v)}" for rid, v in at_last.items())
+    figures = ", ".join(
+        f"{others[rid]['name']} {percent(v)}{_of(rid, others[rid])}" for rid, v in at_last.items()
+    )
     if limiter is not None:
         verb = "is at its limit" if at_least(capacity) else "limits it"
         evidence = resources.get(limiter["resource"], {}).get("evidence") or {}
@@ -350,6 +353,12 @@ def capacity_sentence(capacity: dict) -> str:
     if at_least(capacity):
         return f"{head}. At {last_users:g} users: {figures}." if figures else f"{head}."
     return f"{head}; no resource the lab sees saturated with the load ({figures}), so {ELSEWHERE}."
+
+
+def _of(rid: str, resource: dict) -> str:
+    """A figure against another limit than the resource's usual one (a CPU quota) says which."""
+    limit = resource.get("limit", BY_ID[rid].limit)
+    return "" if limit == BY_ID[rid].limit else f" of {limit}"
 
 
 def at_least(capacity: dict) -> bool:

@@ -222,3 +222,15 @@ def test_the_sentence_names_the_quota_the_apis_cpu_was_measured_against():
         "Capacity is 25 users at 10 requests/s (throughput stopped growing at 35 users); the API process's CPU "
         "limits it (93% of its CPU quota of 0.5 cores at 25 users); the host's CPU 36%."
     )
+
+
+def test_a_figure_against_a_cpu_quota_says_so_where_no_limiter_was_found():
+    # As measured on the stack with API_CPUS=0.5: the API's CPU peaked under the saturation line.
+    found = judge(
+        {"api_cpu": [0.18, 0.55, 0.8, 0.844, 0.792], "host_cpu": [0.38, 0.52, 0.68, 0.6, 0.59]},
+        [5, 15, 25, 35, 45],
+        limit_used={"api_cpu": limits.limit_of(limits.BY_ID["api_cpu"], 0.5)},
+    )
+    assert found["limiter"] is None
+    text = capacity_sentence(capacity(45, 8.0, "knee", [5, 15, 25, 35, 45], **found, not_seen=[]))
+    assert "(the API process's CPU 79% of its CPU quota of 0.5 cores, the host's CPU 59%)" in text
