@@ -5,7 +5,12 @@ capacity found (used by capacity.json, `lab run` and the report alike).
 A resource limits capacity when, at the step that ended the search (the knee or breach step, or the last
 step), it is saturated (at least SATURATED of its limit) and it grew with the load (at least GROWTH of
 its limit above the first step): a resource that was already that busy before any load is background, not
-the load's limit."""
+the load's limit.
+
+A single-threaded process's limit is one core, or its container's CPU quota where that is lower: the demo
+API exports the quota its cgroup sets (`api_cpu_quota_cores`, absent without one; compose's `cpus:`,
+`API_CPUS` in .env), its CPU is measured against min(quota, one core), and the limit used is said in the
+sentence ("its CPU quota of 0.5 cores") and recorded in capacity.json."""
 
 import math
 from dataclasses import dataclass
@@ -28,6 +33,10 @@ NEXT_SEARCH = (
 _SYSTEM = "process-exporter (compose profile `system`)"
 _HOST = "node-exporter (compose profile `system`)"
 _CORES = 'count(node_cpu_seconds_total{mode="idle"})'
+ONE_CORE = "its one core"
+# The demo API's container CPU quota (compose/api/demoapi/metrics.py), over the window: a scrape the busy
+# API answered in time is enough.
+_API_QUOTA = f"max(max_over_time(api_cpu_quota_cores[{WINDOW}]))"
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ class Resource:
     evidence: tuple[str, str] | None = None
     # Resources whose saturation makes this one read saturated too: not named when one of them is.
     explained_by: tuple[str, ...] = ()
+    # A single-threaded process in a container: PromQL of its container's CPU quota in cores over WINDOW
+    # (absent when none is set). Below one core, the quota is its limit; `expr` divides by it.
+    quota: str | None = None
 
 
 RESOURCES = (
@@ -49,13 +61,16 @@ RESOURCES = (
     Resource(
         "api_cpu",
         "the API process's CPU",
-        "its one core",
+        ONE_CORE,
         # Read from outside the API where process-exporter runs: an event loop at its core answers its own
         # /metrics late or not at all (scrapes time out), and its own figure then reads low. Else its own.
-        f'sum(rate(namedprocess_namegroup_cpu_seconds_total{{groupname="api"}}[{WINDOW}])) '
-        f'or max(rate(process_cpu_seconds_total{{job="api"}}[{WINDOW}]))',
+        # Against min(its container's CPU quota, one core): one core when no quota is set.
+        f'(sum(rate(namedprocess_namegroup_cpu_seconds_total{{groupname="api"}}[{WINDOW}])) '
+        f'or max(rate(process_cpu_seconds_total{{job="api"}}[{WINDOW}]))) '
+        f"/ (clamp_max({_API_QUOTA}, 1) or vector(1))",
         1,
         "process-exporter (group `api`) or the API's /metrics (job `api`)",
+        quota=_API_QUOTA,
     ),
     Resource(
         "api_db_pool",
@@ -103,7 +118,7 @@ RESOURCES = (
     Resource(
         "locust_master",
         "the Locust master's CPU",
-        "its one core",
+        ONE_CORE,
         f'max(rate(process_cpu_seconds_total{{job="locust"}}[{WINDOW}]))',
         1,
         "the Locust master's exporter (job `locust`)",
@@ -111,7 +126,7 @@ RESOURCES = (
     Resource(
         "redis_cpu",
         "Redis CPU",
-        "its one core",
+        ONE_CORE,
         f"max(rate(redis_cpu_sys_seconds_total[{WINDOW}]) + rate(redis_cpu_user_seconds_total[{WINDOW}]))",
         1,
         "redis-exporter (job `redis`)",
@@ -150,7 +165,20 @@ def every_resource(window: str) -> str:
     )
 
 
-def judge(utilisation: dict[str, list[float | None]], users: list[int], at_maximum: bool = False) -> dict:
+def limit_of(resource: Resource, quota: float | None) -> str:
+    """What 100% of `resource` is, given its container's CPU quota in cores (None: none set or seen): the
+    quota where it is below the one core a single-threaded process can use, else the resource's own."""
+    if resource.quota is None or quota is None or quota >= 1:
+        return resource.limit
+    return f"its CPU quota of {quota:.3g} cores"
+
+
+def judge(
+    utilisation: dict[str, list[float | None]],
+    users: list[int],
+    at_maximum: bool = False,
+    limit_used: dict[str, str] | None = None,
+) -> dict:
     """The limiter of a search whose steps had `users`, from each resource's utilisation per step (None:
     no data at that step); judged at the knee: the step that ended the search and the one before it (a
     knee or a breach lies between the two), or the last step alone when the search stopped `at_maximum`
@@ -162,14 +190,17 @@ def judge(utilisation: dict[str, list[float | None]], users: list[int], at_maxim
     its one core, a pool at its maximum or a server at its connection limit explains a busy host (the host
     is the sum of its processes), not the other way round; and Postgres across the host's cores sits
     between the two. A resource that another saturated one explains (`explained_by`: the API's pool, held
-    longer while the API's event loop is at its core) is not named."""
+    longer while the API's event loop is at its core) is not named.
+
+    `limit_used`: what 100% was for a resource whose limit the stack sets (limit_of), by its id."""
+    limit_used = {r.id: r.limit for r in RESOURCES} | (limit_used or {})
     seen = {  # in the table's order
         r.id: utilisation[r.id] for r in RESOURCES if any(v is not None for v in utilisation.get(r.id, ()))
     }
     result = {
         "saturated_at": SATURATED,
         "resources": {
-            rid: {"name": BY_ID[rid].name, "limit": BY_ID[rid].limit, "utilisation": values}
+            rid: {"name": BY_ID[rid].name, "limit": limit_used[rid], "utilisation": values}
             for rid, values in seen.items()
         },
         "limiter": None,
@@ -197,7 +228,7 @@ def judge(utilisation: dict[str, list[float | None]], users: list[int], at_maxim
         result["limiter"] = {
             "resource": rid,
             "name": resource.name,
-            "limit": resource.limit,
+            "limit": limit_used[rid],
             "utilisation": seen[rid][index],
             "users": users[index],
         }
@@ -208,9 +239,10 @@ def measure(
     prometheus: Prometheus | None, steps: list[dict], unavailable: str = "", at_maximum: bool = False
 ) -> dict:
     """Each resource's utilisation over each step's steady window (an instant query at its end over its
-    length), judged: the `limiter`, every seen resource's figures per step, and what was `not_seen` and
-    why. Without Prometheus (None, `unavailable` says why) or when it does not answer, nothing is seen:
-    the verdict says so and the run goes on."""
+    length), judged: the `limiter`, every seen resource's figures per step, the limit each was measured
+    against (with `cpu_quota_cores` where a container's quota may set it: None for none), and what was
+    `not_seen` and why. Without Prometheus (None, `unavailable` says why) or when it does not answer,
+    nothing is seen: the verdict says so and the run goes on."""
     utilisation: dict[str, list[float | None]] = {r.id: [] for r in RESOURCES}
     failed = unavailable or ("no Prometheus to ask" if prometheus is None else "")
     failed = failed or ("no capacity step was measured" if not steps else "")
@@ -226,7 +258,12 @@ def measure(
             utilisation[resource.id].append(_value(result))
     if failed:
         utilisation = {}
-    found = judge(utilisation, [s["users"] for s in steps], at_maximum)
+    quotas = {r.id: _quota(prometheus, r, steps) for r in RESOURCES if r.quota is not None and not failed}
+    limit_used = {rid: limit_of(BY_ID[rid], quota) for rid, quota in quotas.items()}
+    found = judge(utilisation, [s["users"] for s in steps], at_maximum, limit_used)
+    for rid, seen in found["resources"].items():
+        if rid in quotas:
+            seen["cpu_quota_cores"] = quotas[rid]
     for rid, seen in found["resources"].items():
         if BY_ID[rid].evidence is not None:
             what, expr = BY_ID[rid].evidence
@@ -241,6 +278,15 @@ def measure(
 
 def _window(step: dict) -> str:
     return f"{max(math.ceil(step['ended_at'] - step['started_at']), MIN_WINDOW_SECONDS)}s"
+
+
+def _quota(prometheus: Prometheus, resource: Resource, steps: list[dict]) -> float | None:
+    """The resource's container CPU quota over the whole search (one container's, it does not change)."""
+    span = {"started_at": steps[0]["started_at"], "ended_at": steps[-1]["ended_at"]}
+    try:
+        return _value(prometheus.query(resource.quota.replace(WINDOW, _window(span)), time=span["ended_at"]))
+    except LabError:
+        return None  # then one core, as the utilisation's own expression falls back to
 
 
 def _value(result: list[dict]) -> float | None:
@@ -262,7 +308,8 @@ def percent(value: float) -> str:
 def capacity_sentence(capacity: dict) -> str:
     """One sentence about a capacity search (capacity.json's figures) that claims no more than was
     measured: the capacity, or "at least" when the search stopped at its maximum; the limiter with its
-    utilisation, or that none saturated; the other resources at the same step; what was not seen."""
+    utilisation, or that none saturated; the other resources at the same step (with the limit where a
+    CPU quota set it); what was not seen."""
     users, rps, reason = capacity.get("users"), capacity.get("requests_per_second"), capacity.get("reason")
     steps = capacity.get("steps") or []
     last_users = steps[-1]["users"] if steps else None
@@ -285,7 +332,9 @@ def capacity_sentence(capacity: dict) -> str:
         if r.id in resources and (limiter is None or r.id != limiter["resource"])
     }
     at_last = {rid: r["utilisation"][-1] for rid, r in others.items() if r["utilisation"][-1] is not None}
-    figures = ", ".join(f"{others[rid]['name']} {percent(v)}" for rid, v in at_last.items())
+    figures = ", ".join(
+        f"{others[rid]['name']} {percent(v)}{_of(rid, others[rid])}" for rid, v in at_last.items()
+    )
     if limiter is not None:
         verb = "is at its limit" if at_least(capacity) else "limits it"
         evidence = resources.get(limiter["resource"], {}).get("evidence") or {}
@@ -304,6 +353,12 @@ def capacity_sentence(capacity: dict) -> str:
     if at_least(capacity):
         return f"{head}. At {last_users:g} users: {figures}." if figures else f"{head}."
     return f"{head}; no resource the lab sees saturated with the load ({figures}), so {ELSEWHERE}."
+
+
+def _of(rid: str, resource: dict) -> str:
+    """A figure against another limit than the resource's usual one (a CPU quota) says which."""
+    limit = resource.get("limit", BY_ID[rid].limit)
+    return "" if limit == BY_ID[rid].limit else f" of {limit}"
 
 
 def at_least(capacity: dict) -> bool:

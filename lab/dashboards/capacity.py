@@ -113,6 +113,7 @@ def capacity(limits: Limits):
                         unit="percentunit",
                         description="Each resource the lab sees, now, as a share of the limit it really has: one "
                         "core for a single-threaded process (the API, each Locust worker, the master, Redis), the "
+                        "API's container CPU quota where one below a core is set (API_CPUS), the "
                         "host's cores for the host and Postgres, max_connections, maxmemory, the API's pool "
                         f"maximum. Red from {resources.SATURATED:.0%}: saturated. At the end of a capacity search "
                         "the lab names the one that limits it (capacity.json); a resource it cannot see is absent.",

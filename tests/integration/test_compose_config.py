@@ -111,6 +111,11 @@ def test_the_api_and_the_exporter_log_in_as_their_own_roles(tmp_path):
     )
 
 
+def test_the_api_has_no_cpu_quota_unless_api_cpus_sets_one(tmp_path):
+    assert "cpus" not in compose_config(tmp_path, offline=False)["services"]["api"]  # NanoCpus 0: none
+    assert compose_config(tmp_path, offline=False, extra="API_CPUS=0.5\n")["services"]["api"]["cpus"] == 0.5
+
+
 def test_missing_secrets_are_refused_by_name(tmp_path):
     unfilled = tmp_path / ".env"
     unfilled.write_text((ROOT / ".env.example").read_text())

@@ -195,3 +195,42 @@ def test_the_apis_pool_read_full_because_its_event_loop_is_at_its_core_is_not_th
     # With the API's CPU low, a full pool is the limit itself.
     found = judge({"api_cpu": [0.01, 0.03, 0.03, 0.04], "api_db_pool": [0.5, 1.0, 1.0, 1.0]}, USERS)
     assert found["limiter"]["resource"] == "api_db_pool"
+
+
+def test_a_cpu_quota_below_one_core_is_the_apis_limit_and_one_core_otherwise():
+    api = limits.BY_ID["api_cpu"]
+    assert limits.limit_of(api, None) == "its one core"  # no quota set (or none seen)
+    assert limits.limit_of(api, 0.5) == "its CPU quota of 0.5 cores"
+    assert limits.limit_of(api, 1 / 3) == "its CPU quota of 0.333 cores"
+    assert limits.limit_of(api, 1.0) == limits.limit_of(api, 2.0) == "its one core"  # one thread, one core
+    # A resource whose limit no container quota sets keeps its own.
+    assert limits.limit_of(limits.BY_ID["api_db_pool"], 0.5) == "its maximum connections"
+    assert [r.id for r in limits.RESOURCES if r.quota is not None] == ["api_cpu"]
+    assert api.quota in api.expr  # the utilisation divides by the quota the limit names
+
+
+def test_the_sentence_names_the_quota_the_apis_cpu_was_measured_against():
+    found = judge(
+        {"api_cpu": [0.3, 0.7, 0.93, 0.9], "host_cpu": [0.2, 0.3, 0.35, 0.36]},
+        [5, 15, 25, 35],
+        limit_used={"api_cpu": limits.limit_of(limits.BY_ID["api_cpu"], 0.5)},
+    )
+    assert found["resources"]["api_cpu"]["limit"] == found["limiter"]["limit"] == "its CPU quota of 0.5 cores"
+    assert found["resources"]["host_cpu"]["limit"] == "its cores"
+    text = capacity_sentence(capacity(25, 9.6, "knee", [5, 15, 25, 35], **found, not_seen=[]))
+    assert text == (
+        "Capacity is 25 users at 10 requests/s (throughput stopped growing at 35 users); the API process's CPU "
+        "limits it (93% of its CPU quota of 0.5 cores at 25 users); the host's CPU 36%."
+    )
+
+
+def test_a_figure_against_a_cpu_quota_says_so_where_no_limiter_was_found():
+    # As measured on the stack with API_CPUS=0.5: the API's CPU peaked under the saturation line.
+    found = judge(
+        {"api_cpu": [0.18, 0.55, 0.8, 0.844, 0.792], "host_cpu": [0.38, 0.52, 0.68, 0.6, 0.59]},
+        [5, 15, 25, 35, 45],
+        limit_used={"api_cpu": limits.limit_of(limits.BY_ID["api_cpu"], 0.5)},
+    )
+    assert found["limiter"] is None
+    text = capacity_sentence(capacity(45, 8.0, "knee", [5, 15, 25, 35, 45], **found, not_seen=[]))
+    assert "(the API process's CPU 79% of its CPU quota of 0.5 cores, the host's CPU 59%)" in text

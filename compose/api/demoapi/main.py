@@ -19,7 +19,7 @@ from .config import ConfigError, Settings, load_settings
 from .db import DB_UNAVAILABLE_ERRORS, open_database
 from .errors import ApiError, error_response
 from .logs import RequestLogMiddleware, configure_logging
-from .metrics import instrument, register_pool_collector
+from .metrics import instrument, register_collectors
 from .migrations import migrate
 from .seed import seed
 
@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(Exception, _internal_error)
     app.add_middleware(RequestLogMiddleware)
     instrument(app)
-    register_pool_collector(lambda: app.state.db and app.state.db.pool)
+    register_collectors(lambda: app.state.db and app.state.db.pool)
     return app
 
 

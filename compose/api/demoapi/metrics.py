@@ -1,6 +1,7 @@
 """Prometheus metrics of the API, named as in docs/architecture.md (job `api`)."""
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -52,6 +53,45 @@ class PoolCollector(Collector):
         )
 
 
+# Where a container sees its own cgroup: cgroup v2 (a private cgroup namespace, Docker's default there) or
+# v1's cpu controller (Docker mounts the container's own cgroup at each controller's folder).
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cpu_quota_cores(cgroup: Path = CGROUP) -> float | None:
+    """The CPU quota of the cgroup `cgroup` shows (a container's `cpus:`), in cores: its quota over its
+    period, from v2's `cpu.max` ("50000 100000"; "max 100000" sets none) or v1's `cpu.cfs_quota_us` (-1
+    sets none) and `cpu.cfs_period_us`. None when no quota is set or neither file is there."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except FileNotFoundError:
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except FileNotFoundError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    return int(quota) / int(period)
+
+
+class CpuQuotaCollector(Collector):
+    """The container's CPU quota, read at scrape time from the cgroup the API runs in: a single-threaded
+    process is limited by it where it is below one core (the lab's limiter divides by it)."""
+
+    def __init__(self, cgroup: Path = CGROUP) -> None:
+        self._cgroup = cgroup
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        cores = cpu_quota_cores(self._cgroup)
+        if cores is not None:  # absent without a quota: nothing to divide by
+            yield GaugeMetricFamily(
+                "api_cpu_quota_cores",
+                "The CPU quota of the API's container (its cgroup's quota over its period), in cores.",
+                value=cores,
+            )
+
+
 def instrument(app: FastAPI) -> None:
     """Add the request metrics (route templates as `handler`, exact status codes) and /metrics."""
     instrumentator = Instrumentator(
@@ -67,5 +107,6 @@ def instrument(app: FastAPI) -> None:
     instrumentator.instrument(app).expose(app, endpoint="/metrics", include_in_schema=False)
 
 
-def register_pool_collector(get_pool: Callable[[], object | None]) -> None:
+def register_collectors(get_pool: Callable[[], object | None]) -> None:
     REGISTRY.register(PoolCollector(get_pool))
+    REGISTRY.register(CpuQuotaCollector())
