@@ -7,6 +7,7 @@ on a real problem and stops soon after it ends. Each error_ratio and latency obj
 over the four windows (recorded with an `objective` label) and a fast and a slow alert:
   error_ratio (max m):      bad = failed requests,               budget m
   latency_pNN (max t):      bad = requests slower than t,       budget 1 - NN/100
+(a rate run's latency on its intended-start clock, as its verdicts; a closed run's on Locust's clock).
 A latency threshold is read from the histogram bucket `le` = t, so it must be a bucket boundary of the
 exporter (--exporter-buckets). Throughput objectives have no bad events to burn a budget: no alert.
 """
@@ -92,9 +93,18 @@ def sli(objective: Objective, window: str) -> dict:
     else:
         record = SLOW.format(window=window)
         le = f'le="{floatToGoString(objective.threshold)}"'
+
+        def fast_share(histogram: str) -> str:
+            return (
+                f"{rate_sum(f'{histogram}_bucket', objective, window, le)}\n"
+                f"/ {rate_sum(f'{histogram}_count', objective, window)}"
+            )
+
+        # A rate run (the open model) on the intended-start clock, with the wait for a free user, as its
+        # verdicts judge it; a closed run has no such series and is judged on Locust's clock.
         expr = (
-            f"1 - {rate_sum('locust_request_duration_seconds_bucket', objective, window, le)}\n"
-            f"/ {rate_sum('locust_request_duration_seconds_count', objective, window)}"
+            f"1 - (\n({fast_share('locust_request_intended_duration_seconds')})\n"
+            f"or\n({fast_share('locust_request_duration_seconds')})\n)"
         )
     return {"record": record, "expr": expr, "labels": {"objective": objective.name}}
 

@@ -56,9 +56,15 @@ def test_promtool_test_rules_passes():
         ),
         pytest.param(
             "slo.yml",
-            'name=~"/api/v1/items.*", le="0.25"}[6h]',
-            'name=~"/api/v1/items.*", le="0.5"}[6h]',
+            'locust_request_duration_seconds_bucket{method=~"(?i)GET", name=~"/api/v1/items.*", le="0.25"}[6h]',
+            'locust_request_duration_seconds_bucket{method=~"(?i)GET", name=~"/api/v1/items.*", le="0.5"}[6h]',
             id="slow-latency",
+        ),
+        pytest.param(
+            "slo.yml",
+            'locust_request_intended_duration_seconds_bucket{method=~"(?i)GET", name=~"/api/v1/items.*", le="0.25"}[6h]',
+            'locust_request_intended_duration_seconds_bucket{method=~"(?i)GET", name=~"/api/v1/items.*", le="0.5"}[6h]',
+            id="slow-latency-rate-run",
         ),
         pytest.param("slo.yml", "for: 2m", "for: 20m", id="fast-hold"),
         pytest.param(
