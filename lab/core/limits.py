@@ -182,9 +182,10 @@ def judge(
     """The limiter of a search whose steps had `users`, from each resource's utilisation per step (None:
     no data at that step); judged at the knee: the step that ended the search and the one before it (a
     knee or a breach lies between the two), or the last step alone when the search stopped `at_maximum`
-    (nothing ended it). A single process on a shared host reads a little lower one step past the knee,
-    preempted more as the load grows: measured on the demo stack, the API's CPU at 87% of its core at the
-    last step that bought throughput and 83% at the step that did not.
+    (nothing ended it). The busiest step is not always the last: measured on the demo stack, the API's
+    CPU at 87% of its core at the last step that bought throughput and 83% at the step that did not (its
+    event loop then idles 13-18% of the time while requests wait inside the API, and waits 5-17% on
+    the run queue: the rest of the cause is not yet found).
 
     Several saturated resources: the most specific one is named, then the busiest. A single process at
     its one core, a pool at its maximum or a server at its connection limit explains a busy host (the host

@@ -271,7 +271,9 @@ def system(limits: Limits):
                         unit="percentunit",
                         thresholds=SATURATION_THRESHOLDS,
                         description="The API's uvicorn, Redis and the Locust master each run on one thread: "
-                        "one core (100%) is their limit however many the host has. Per process, averaged.",
+                        "one core (100%) is their limit however many the host has. Per process, averaged. "
+                        "A CPU quota on the API's container (API_CPUS) lowers its limit: the Capacity "
+                        'dashboard\'s "What limits capacity" measures it against the quota.',
                     ),
                 ),
                 (

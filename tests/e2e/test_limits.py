@@ -33,7 +33,6 @@ SEARCH = (
     "--set", "ramp=6s", "--set", "spawn_rate=20",
     "--slo", "catalog-p95=20s", "--slo", "auth-p95=20s", "--slo", "orders-p95=20s",
 )  # fmt: skip
-KNOBS = ("API_CPU_WORK_MS", "API_DB_POOL_MAX_SIZE", "API_DB_QUERY_DELAY_MS", "LOCUST_REQUEST_CPU_MS")
 
 
 @pytest.fixture(scope="module")
