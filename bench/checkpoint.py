@@ -43,22 +43,14 @@ VARIANTS = ("lab", "Locust's HTML report alone", "Locust's HTML report, then gc.
 def measure(variant: str, checkpoints: int) -> list[float]:
     """RSS in MiB after each checkpoint of one variant, in this process."""
     import psutil
-    from locust import User, task
-    from locust.env import Environment
-    from locust.event import Events
     from locust.html import get_html_report
     from locust.stats import update_stats_history
 
+    from bench.exporter import local_environment
     from lab.plugin import runs
     from lab.plugin.trim import trim_stats
 
-    class Visitor(User):
-        @task
-        def idle(self):
-            pass
-
-    env = Environment(user_classes=[Visitor], events=Events(), host="http://127.0.0.1")
-    env.create_local_runner()
+    env = local_environment()
     run = runs.start_run(env)
     rng = random.Random(1)
     stats = env.stats

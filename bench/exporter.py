@@ -35,13 +35,12 @@ LIVE_WINDOW_SECONDS = 5.0
 SCRAPE_HZ = 4
 
 
-def populated_environment(names: int):
-    """An in-process Locust environment whose stats hold `names` endpoints and a run."""
+def local_environment():
+    """An in-process Locust environment with a local runner and a user class that sends nothing: stats
+    filled by the benchmark itself."""
     from locust import User, task
     from locust.env import Environment
     from locust.event import Events
-
-    from lab.plugin import runs
 
     class Visitor(User):
         @task
@@ -50,6 +49,14 @@ def populated_environment(names: int):
 
     env = Environment(user_classes=[Visitor], events=Events(), host="http://127.0.0.1")
     env.create_local_runner()
+    return env
+
+
+def populated_environment(names: int):
+    """An in-process Locust environment whose stats hold `names` endpoints and a run."""
+    from lab.plugin import runs
+
+    env = local_environment()
     rng = random.Random(names)
     for i in range(names):
         median_ms = rng.choice((4, 12, 40, 150, 600))
