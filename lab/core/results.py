@@ -45,6 +45,21 @@ def client_figures(folder: Path, duration: float) -> dict[str, dict]:
     return figures
 
 
+def on_intended_clock(figures: dict[str, dict], arrivals: dict) -> dict[str, dict]:
+    """An open-model run's figures (client_figures) with each request's p50/p95/p99 from its arrival's due
+    time (arrivals.json, Locust's percentile function), as its verdicts judge them, and the share of
+    arrivals dropped in "overall"."""
+    timed = {
+        key: {**values, **{k: arrivals["intended"][key][k] for k in PERCENTILE_COLUMNS}}
+        if key in arrivals["intended"]
+        else values
+        for key, values in figures.items()
+    }
+    due = arrivals["arrivals"]
+    timed["overall"] = {**timed["overall"], "dropped_ratio": arrivals["dropped"] / due if due else 0.0}
+    return timed
+
+
 def failures(folder: Path) -> list[dict]:
     """locust_failures.csv: [{"endpoint", "error", "count"}], most frequent first."""
     rows = [

@@ -189,15 +189,17 @@ def compare_figures(
     """Changes from `before` to `after`, one row per metric of each endpoint, flagged if a regression.
 
     `before`/`after` map an endpoint key ("overall", "GET /items", ...) to figures with
-    requests_per_second, p95_seconds, p99_seconds and error_ratio. A regression is requests/s down
-    by more than `threshold` (relative), p95 or p99 up by more than `threshold` and by at least
-    `min_latency_delta` seconds (so sub-bucket noise at low latency never gates), or the error
-    ratio up by more than `error_threshold` (absolute: a relative change from 0 means nothing).
+    requests_per_second, p95_seconds, p99_seconds and error_ratio, and an open-model run's overall
+    dropped_ratio. A regression is requests/s down by more than `threshold` (relative), p95 or p99 up
+    by more than `threshold` and by at least `min_latency_delta` seconds (so sub-bucket noise at low
+    latency never gates), or the error or dropped ratio up by more than `error_threshold` (absolute: a
+    relative change from 0 means nothing).
     """
     rows = []
     for endpoint in sorted(set(before) | set(after), key=lambda e: (e != "overall", e)):
         a, b = before.get(endpoint), after.get(endpoint)
-        for metric in ("requests_per_second", "p95_seconds", "p99_seconds", "error_ratio"):
+        dropped = ("dropped_ratio",) if "dropped_ratio" in (a or {}) or "dropped_ratio" in (b or {}) else ()
+        for metric in ("requests_per_second", "p95_seconds", "p99_seconds", "error_ratio", *dropped):
             old = a.get(metric) if a else None
             new = b.get(metric) if b else None
             row = {"endpoint": endpoint, "metric": metric, "before": old, "after": new}
@@ -215,6 +217,6 @@ def _is_regression(metric, old, new, threshold, error_threshold, min_latency_del
         return False  # an endpoint only one run has: shown, not judged
     if metric == "requests_per_second":
         return old > 0 and (old - new) / old > threshold
-    if metric == "error_ratio":
+    if metric in ("error_ratio", "dropped_ratio"):
         return new - old > error_threshold
     return new - old >= min_latency_delta and (old == 0 or (new - old) / old > threshold)

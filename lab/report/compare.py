@@ -16,6 +16,9 @@ from lab.core.files import check_writable, write_atomic
 from lab.report import analysis
 
 BASELINE_FILE = "baseline.json"
+# Which clock a run's latencies are on: Locust's response time, or an open-model (`rate`) run's from each
+# arrival's due time, which adds the wait for a free user.
+LOCUST_CLOCK, INTENDED_CLOCK = "response time", "intended start"
 
 
 def register(subparsers) -> None:
@@ -44,7 +47,8 @@ def register(subparsers) -> None:
         "--error-threshold",
         type=float,
         default=0.01,
-        help="absolute rise in error ratio flagged as a regression (default 0.01, one percentage point)",
+        help="absolute rise in error ratio (and a rate run's dropped ratio) flagged as a regression "
+        "(default 0.01, one percentage point)",
     )
     parser.add_argument(
         "--min-latency-ms",
@@ -93,6 +97,13 @@ def main(args) -> int:
     print(
         f"{after['run_id']} compared with {before['run_id']}" + (" (baseline)" if len(args.runs) == 1 else "")
     )
+    clocks = comparison["clock"]
+    if clocks["before"] != clocks["after"]:
+        print(
+            f"warning: the latencies are on different clocks ({before['run_id']}: {clocks['before']}, "
+            f"{after['run_id']}: {clocks['after']}): compare a rate run with a rate run",
+            file=sys.stderr,
+        )
     print(format_table(comparison["rows"]))
     out = args.json or args.results / after["run_id"] / "compare.json"
     write_atomic(out, json.dumps(comparison, indent=2) + "\n", fix="pass --json FILE")
@@ -113,6 +124,8 @@ def compare(before: dict, after: dict, threshold: float, error_threshold: float,
     return {
         "before": before["run_id"],
         "after": after["run_id"],
+        # A baseline saved before runs said their clock was a closed run's.
+        "clock": {"before": before.get("clock", LOCUST_CLOCK), "after": after.get("clock", LOCUST_CLOCK)},
         # The whole-run request counts the figures are based on, per endpoint (None: not in that run).
         "requests": {
             endpoint: {
@@ -140,7 +153,16 @@ def figures_of(args, run_id: str) -> dict:
             "so its figures are not comparable",
             file=sys.stderr,
         )
-    return {"run_id": run.run_id, "endpoints": results.client_figures(run.folder, run.end - run.started_at)}
+    endpoints = results.client_figures(run.folder, run.end - run.started_at)
+    arrivals = results.verdict_files(run.folder).get("arrivals")
+    if arrivals is None:
+        return {"run_id": run.run_id, "clock": LOCUST_CLOCK, "endpoints": endpoints}
+    # An open-model run's latency as its verdicts judge it: from each arrival's due time.
+    return {
+        "run_id": run.run_id,
+        "clock": INTENDED_CLOCK,
+        "endpoints": results.on_intended_clock(endpoints, arrivals),
+    }
 
 
 UNITS = {
@@ -148,6 +170,7 @@ UNITS = {
     "p95_seconds": ("p95", 1000.0, "{:.1f} ms"),
     "p99_seconds": ("p99", 1000.0, "{:.1f} ms"),
     "error_ratio": ("errors", 100.0, "{:.2f}%"),
+    "dropped_ratio": ("dropped", 100.0, "{:.2f}%"),
 }
 
 
@@ -158,7 +181,7 @@ def format_table(rows: list[dict]) -> str:
         metric = row["metric"]
         if row["change"] is None:
             change = "only in one run"
-        elif metric == "error_ratio":  # judged in absolute terms: percentage points
+        elif metric in ("error_ratio", "dropped_ratio"):  # judged in absolute terms: percentage points
             change = f"{row['change'] * 100:+.2f} pts"
         elif row["relative_change"] is not None:
             change = f"{row['relative_change'] * 100:+.1f}%"

@@ -341,6 +341,25 @@ def test_compare_a_run_with_itself_and_with_a_slowed_run(lab, tmp_path):
     assert ("overall", "p95_seconds") in flagged and ("GET /", "p95_seconds") in flagged
 
 
+def test_compare_judges_a_rate_run_on_its_intended_clock_with_its_drops(lab, tmp_path):
+    written = json.loads((lab.results / lab.rate_run_id / "arrivals.json").read_text())
+    same = lab.lab("compare", lab.rate_run_id, lab.rate_run_id, "--json", str(tmp_path / "rate.json"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    comparison = json.loads((tmp_path / "rate.json").read_text())
+    assert comparison["clock"] == {"before": "intended start", "after": "intended start"}
+    rows = {(r["endpoint"], r["metric"]): r for r in comparison["rows"]}
+    # The latencies compared are the verdicts' (arrivals.json), not Locust's CSV; and the drops, overall.
+    for endpoint, figures in written["intended"].items():
+        assert rows[(endpoint, "p95_seconds")]["after"] == figures["p95_seconds"]
+    dropped = rows[("overall", "dropped_ratio")]
+    assert dropped["after"] == written["dropped"] / written["arrivals"] > 0
+    assert "dropped" in same.stdout
+    # Against a closed run: compared, with a warning that the clocks differ.
+    mixed = lab.lab("compare", lab.run_id, lab.rate_run_id, "--json", str(tmp_path / "mixed.json"))
+    assert "latencies are on different clocks" in mixed.stderr, mixed.stderr
+    assert json.loads((tmp_path / "mixed.json").read_text())["clock"]["before"] == "response time"
+
+
 def test_compare_against_the_saved_baseline(lab):
     saved = lab.lab("compare", "--save-baseline", lab.run_id)
     assert saved.returncode == 0, saved.stderr

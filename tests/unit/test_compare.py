@@ -85,3 +85,24 @@ def test_a_corrupt_baseline_is_an_error_naming_the_file(tmp_path, capsys):
     (tmp_path / "baseline.json").write_text("{not json")
     assert main(["compare", "RUN", "--results", str(tmp_path)]) == 2
     assert f"{tmp_path / 'baseline.json'} is not valid JSON" in capsys.readouterr().err
+
+
+def test_a_rate_run_that_drops_more_arrivals_is_a_regression_in_percentage_points():
+    before = {
+        "run_id": "a",
+        "clock": compare.INTENDED_CLOCK,
+        "endpoints": json.loads(json.dumps(BEFORE["endpoints"])),
+    }
+    after = {**json.loads(json.dumps(before)), "run_id": "b"}
+    before["endpoints"]["overall"]["dropped_ratio"] = 0.0
+    after["endpoints"]["overall"]["dropped_ratio"] = 0.05
+    result = compare.compare(before, after, 0.2, 0.01, 0.01)
+    flagged = [(r["endpoint"], r["metric"]) for r in result["rows"] if r["regression"]]
+    assert flagged == [("overall", "dropped_ratio")]
+    assert result["clock"] == {"before": compare.INTENDED_CLOCK, "after": compare.INTENDED_CLOCK}
+    line = next(line for line in compare.format_table(result["rows"]).splitlines() if " dropped " in line)
+    assert line.split() == ["overall", "dropped", "0.00%", "5.00%", "+5.00", "pts", "REGRESSION"]
+    # A closed run has no dropped row; a baseline saved before runs had a clock reads as a closed run's.
+    closed = compare.compare(BEFORE, BEFORE, 0.2, 0.01, 0.01)
+    assert not any(r["metric"] == "dropped_ratio" for r in closed["rows"])
+    assert closed["clock"]["before"] == compare.LOCUST_CLOCK
