@@ -36,10 +36,13 @@ def row(run: RunRecord) -> tuple[str, ...]:
     requests = p95 = "-"
     if run.ended_at is not None:
         try:
-            overall = results.client_figures(run.folder, run.end - run.started_at)["overall"]
+            figures = results.client_figures(run.folder, run.end - run.started_at)
         except LabError:
             pass  # ended without its CSV (the master died while writing): shown without figures
         else:
+            if "arrivals" in extras:  # a rate run's p95 as its verdict judged it: from the intended start
+                figures = results.on_intended_clock(figures, extras["arrivals"])
+            overall = figures["overall"]
             requests = f"{overall['requests']:,}"
             p95 = "-" if overall["p95_seconds"] is None else f"{overall['p95_seconds'] * 1000:g} ms"
     slo = extras.get("slo")

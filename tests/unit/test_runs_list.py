@@ -7,14 +7,14 @@ from lab.core.runrecord import RunRecord
 from tests.unit.test_report import FAILURES_CSV, STATS_CSV
 
 
-def write_run(results, run_id, scenario, start, end, slo=None, capacity=None):
+def write_run(results, run_id, scenario, start, end, slo=None, capacity=None, arrivals=None):
     folder = results / run_id
     folder.mkdir(parents=True)
     RunRecord(run_id=run_id, scenario=scenario, host="", started_at=start, ended_at=end).write(folder)
     if end is not None:
         (folder / "locust_stats.csv").write_text(STATS_CSV)
         (folder / "locust_failures.csv").write_text(FAILURES_CSV)
-    for name, content in (("slo", slo), ("capacity", capacity)):
+    for name, content in (("slo", slo), ("capacity", capacity), ("arrivals", arrivals)):
         if content is not None:
             (folder / f"{name}.json").write_text(json.dumps(content))
 
@@ -93,3 +93,12 @@ def test_a_rate_search_is_listed_with_the_rate_it_carried(tmp_path, capsys):
 def test_an_empty_results_folder_says_how_to_start_a_run(tmp_path, capsys):
     assert main(["runs", "--results", str(tmp_path)]) == 0
     assert "no runs in" in capsys.readouterr().out
+
+
+def test_a_rate_runs_p95_is_the_one_its_verdict_judged_from_the_intended_start(tmp_path, capsys):
+    intended = {"requests": 120, "p50_seconds": 0.4, "p95_seconds": 0.95, "p99_seconds": 1.2}
+    arrivals = {"arrivals": 130, "dropped": 10, "started": 120, "intended": {"overall": intended}}
+    write_run(tmp_path, "20231115T080000Z-rate", "rate", 1_700_035_200, 1_700_035_260, arrivals=arrivals)
+    assert main(["runs", "--results", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.splitlines()[1].split()
+    assert line[5:8] == ["120", "950", "ms"]  # Locust's own CSV says 300 ms
