@@ -85,8 +85,9 @@ RESOURCES = (
             f"/ sum(rate(api_db_pool_acquire_wait_seconds_count[{WINDOW}]))",
         ),
         # A request holds its connection across awaits on the API's event loop: with that loop at its one
-        # core, connections come back late and the pool reads full (measured on the stack: CPU 86%, pool
-        # 97%, waits of 0.14 s against 2.6 s when the pool itself is the limit).
+        # core, connections come back late and the pool reads full (measured on the stack when the demo's
+        # CPU work ran on the loop: CPU 86%, pool 97%, waits of 0.14 s against 2.6 s when the pool itself
+        # is the limit).
         ("api_cpu",),
     ),
     Resource(
@@ -182,10 +183,9 @@ def judge(
     """The limiter of a search whose steps had `users`, from each resource's utilisation per step (None:
     no data at that step); judged at the knee: the step that ended the search and the one before it (a
     knee or a breach lies between the two), or the last step alone when the search stopped `at_maximum`
-    (nothing ended it). The busiest step is not always the last: measured on the demo stack, the API's
-    CPU at 87% of its core at the last step that bought throughput and 83% at the step that did not (its
-    event loop then idles 13-18% of the time while requests wait inside the API, and waits 5-17% on
-    the run queue: the rest of the cause is not yet found).
+    (nothing ended it). The busiest step is not always the last: measured on the demo stack when its CPU
+    work ran on the event loop, the API's CPU at 87% of its core at the last step that bought throughput
+    and 83% at the step that did not (answers came out in waves and the loop idled between them).
 
     Several saturated resources: the most specific one is named, then the busiest. A single process at
     its one core, a pool at its maximum or a server at its connection limit explains a busy host (the host

@@ -1,17 +1,10 @@
 """What limits capacity, named on the stack: short capacity searches, each with one bottleneck induced
 through the demo's knobs (compose/api/README.md, "Bottleneck knobs"): the API's CPU, the API's DB pool,
-the load generators. Each run's capacity.json names the induced resource (the API's CPU: see below)
-and no other.
+the load generators. Each run's capacity.json names the induced resource and no other.
 
-The API's CPU is induced under a CPU quota of half a core (API_CPUS=0.5) and measured against it; that
-search asserts the quota is the limit used and that no other resource is named, not that the API's CPU
-is: its one process reads 79-84% of its quota at the knee, as it read 81-87% of one core without a
-quota, under the 85% saturation line. Measured on this 2-core machine with API_CPU_WORK_MS=100 and 40
-users (/proc schedstat of its thread): 79% on a CPU, 5% waiting on a runqueue (preempted), 16% asleep
-in epoll_wait: its event loop idle while requests took 2-3 s (by Locust's timing and the API's own
-alike, so they wait inside the API); a pool of 60 connections left it idle 13% of the time, a 0.5-core
-quota 18%. What the requests wait on there is
-not found yet (issue #17).
+The API's CPU is induced under a CPU quota of half a core (API_CPUS=0.5) and measured against it. Its
+work runs in one worker thread: when it ran on the event loop, the process read only 79-89% of its core
+at the knee, across the 85% line, because the loop idled between waves of answers (compose/api/README.md).
 
 The latency objectives are loosened for these runs (--slo), so that each search goes on until throughput
 stops growing (the knee) rather than stopping at a p95 breach before anything is saturated. The machine
@@ -74,16 +67,13 @@ def search_limited_by(stack, resource: str) -> dict:
     return capacity
 
 
-def test_the_apis_cpu_is_measured_against_its_cpu_quota_and_nothing_else_is_named(stack, induce):
-    # With the request's own ~5 ms, about 10 requests/s on half a core. A pool with a connection for
-    # every user: with the default 10, requests hold theirs while queued behind others' CPU work and the
-    # pool reads full too (87% in one run, named instead of the CPU at 84%).
-    induce(API_CPUS="0.5", API_CPU_WORK_MS="45", API_DB_POOL_MAX_SIZE="60")
-    capacity = search(stack, "api_cpu")
+def test_the_apis_cpu_is_named_and_measured_against_its_cpu_quota(stack, induce):
+    # With the request's own ~5 ms, about 10 requests/s on half a core.
+    induce(API_CPUS="0.5", API_CPU_WORK_MS="45")
+    capacity = search_limited_by(stack, "api_cpu")
     api = capacity["resources"]["api_cpu"]
     assert (api["limit"], api["cpu_quota_cores"]) == ("its CPU quota of 0.5 cores", 0.5)
-    # Against one core the process could read at most 50%: against its quota it reads more.
-    assert max(v for v in api["utilisation"] if v is not None) > 0.7, capacity["sentence"]
+    # Named at 85% or more: against one core the process could not read more than 50%.
     assert "of its CPU quota of 0.5 cores" in capacity["sentence"]
     # The "What limits capacity" panel's query reads the same figure at the last step.
     step = capacity["steps"][-1]
@@ -93,8 +83,6 @@ def test_the_apis_cpu_is_measured_against_its_cpu_quota_and_nothing_else_is_name
         for r in stack.query(limits.every_resource(window), step["ended_at"])
     }
     assert float(panel[api["name"]]) == pytest.approx(api["utilisation"][-1])
-    # Not asserted: that it is named. Its event loop idles 13-18% of the time at the knee (module doc).
-    assert capacity["limiter"] is None or capacity["limiter"]["resource"] == "api_cpu", capacity["sentence"]
 
 
 def test_the_apis_db_pool_is_named_when_two_connections_hold_slow_queries(stack, induce):

@@ -189,7 +189,8 @@ def test_the_limiters_saturation_evidence_is_in_the_sentence():
 
 
 def test_the_apis_pool_read_full_because_its_event_loop_is_at_its_core_is_not_the_limiter():
-    # As measured on the stack with API_CPU_WORK_MS=100: connections are held across a starved event loop.
+    # As measured on the stack with API_CPU_WORK_MS=100 when that work ran on the event loop: connections
+    # were held across a starved loop.
     found = judge({"api_cpu": [0.22, 0.56, 0.76, 0.86], "api_db_pool": [0.0, 0.0, 0.1, 0.97]}, USERS)
     assert found["limiter"]["resource"] == "api_cpu"
     # With the API's CPU low, a full pool is the limit itself.
