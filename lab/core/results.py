@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+from lab.core import slo
 from lab.core.errors import LabError
 
 AGGREGATED = "Aggregated"
@@ -55,8 +56,10 @@ def on_intended_clock(figures: dict[str, dict], arrivals: dict) -> dict[str, dic
         else values
         for key, values in figures.items()
     }
-    due = arrivals["arrivals"]
-    timed["overall"] = {**timed["overall"], "dropped_ratio": arrivals["dropped"] / due if due else 0.0}
+    timed["overall"] = {
+        **timed["overall"],
+        "dropped_ratio": slo.dropped_ratio(arrivals["dropped"], arrivals["arrivals"]),
+    }
     return timed
 
 

@@ -301,12 +301,18 @@ def count_in(per_second: dict, start: float, end: float) -> int:
     return sum(per_second.get(second, 0) for second in whole_seconds(start, end))
 
 
+def dropped_ratio(dropped: int, due: int) -> float | None:
+    """The open model's share of the arrivals due that were dropped (None: none were due). The one
+    implementation: the objective, the report's arrivals section and `lab compare` / `lab runs` use it."""
+    return dropped / due if due else None
+
+
 def measure(objective: Objective, window: Window) -> tuple[float | None, int]:
     """The objective's metric over the window, and the number of requests it is based on."""
     keys = window.select(objective)
     requests = sum(window.requests[k] for k in keys)
     if objective.metric == "dropped_ratio":
-        return (window.dropped / window.arrivals if window.arrivals else None), window.arrivals
+        return dropped_ratio(window.dropped, window.arrivals), window.arrivals
     if objective.metric == "throughput":
         return (requests / window.duration if window.duration > 0 else 0.0), requests
     if requests == 0:

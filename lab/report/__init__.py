@@ -453,7 +453,7 @@ def arrivals_section(arrivals: dict, endpoints: dict, overall: dict, duration: f
         "arrivals": due,
         "dropped": dropped,
         "started": started,
-        "dropped_ratio": dropped / due if due else None,
+        "dropped_ratio": slo.dropped_ratio(dropped, due),
         "offered_per_second": per_second(due),
         "started_per_second": per_second(started),
         "requests_per_second": overall["requests_per_second"],

@@ -9,6 +9,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping
 
+from lab.core import slo
 from lab.core.capacity import is_knee
 
 INF = math.inf
@@ -217,6 +218,6 @@ def _is_regression(metric, old, new, threshold, error_threshold, min_latency_del
         return False  # an endpoint only one run has: shown, not judged
     if metric == "requests_per_second":
         return old > 0 and (old - new) / old > threshold
-    if metric in ("error_ratio", "dropped_ratio"):
+    if metric in slo.RATIOS:
         return new - old > error_threshold
     return new - old >= min_latency_delta and (old == 0 or (new - old) / old > threshold)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from lab import report
-from lab.core import results
+from lab.core import results, slo
 from lab.core.errors import LabError
 from lab.core.files import check_writable, write_atomic
 from lab.report import analysis
@@ -181,7 +181,7 @@ def format_table(rows: list[dict]) -> str:
         metric = row["metric"]
         if row["change"] is None:
             change = "only in one run"
-        elif metric in ("error_ratio", "dropped_ratio"):  # judged in absolute terms: percentage points
+        elif metric in slo.RATIOS:  # judged in absolute terms: percentage points
             change = f"{row['change'] * 100:+.2f} pts"
         elif row["relative_change"] is not None:
             change = f"{row['relative_change'] * 100:+.1f}%"
