@@ -3,6 +3,7 @@ under the load that drives them. Read from node-exporter and process-exporter (t
 from Locust's own figure for each generator's CPU.
 """
 
+from lab.core import limits as resources
 from lab.dashboards.panels import (
     HOST_CORES,
     HOST_CPU_CORES,
@@ -24,7 +25,8 @@ from lab.dashboards.panels import (
 
 PROCESS = 'job="process"'
 # The services whose every process runs on one thread: one core is their limit, whatever the host has.
-SINGLE_THREADED = 'groupname=~"api|redis|locust-master"'
+# The API, single-threaded too, is drawn as the limiter measures it (against a lower CPU quota where set).
+SINGLE_THREADED = 'groupname=~"redis|locust-master"'
 
 
 def limit_line(series: str) -> dict:
@@ -261,19 +263,20 @@ def system(limits: Limits):
                     timeseries(
                         "Single-threaded services against their one core",
                         targets(
+                            ("api", resources.query(resources.BY_ID["api_cpu"], "$__rate_interval")),
                             (
                                 "{{groupname}}",
                                 "sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total"
                                 f"{{{PROCESS}, {SINGLE_THREADED}}}{RATE})) / "
                                 f"{per_service('namedprocess_namegroup_num_procs', ', ' + SINGLE_THREADED)}",
-                            )
+                            ),
                         ),
                         unit="percentunit",
                         thresholds=SATURATION_THRESHOLDS,
                         description="The API's uvicorn, Redis and the Locust master each run on one thread: "
-                        "one core (100%) is their limit however many the host has. Per process, averaged. "
-                        "A CPU quota on the API's container (API_CPUS) lowers its limit: the Capacity "
-                        'dashboard\'s "What limits capacity" measures it against the quota.',
+                        "one core (100%) is their limit however many the host has (Redis and the master per "
+                        "process, averaged). The API's limit is its container's CPU quota where that is lower "
+                        '(API_CPUS), as in the Capacity dashboard\'s "What limits capacity".',
                     ),
                 ),
                 (
