@@ -90,7 +90,10 @@ def down_command(args) -> int:
     command = lab.compose_command("--profile", "*", "down", "--remove-orphans")
     if args.volumes:
         command.append("--volumes")
-    return subprocess.run(command).returncode
+    returncode = subprocess.run(command).returncode
+    if returncode == 0:
+        targets.remove(lab)
+    return returncode
 
 
 def status_command(args) -> int:

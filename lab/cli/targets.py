@@ -7,6 +7,7 @@ a restart. One folder a compose project, so that two labs from one checkout (you
 never scrape each other's endpoints. An empty setting writes an empty list: the job has no targets.
 """
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -77,3 +78,11 @@ def write(lab: Lab, groups: list[dict]) -> None:
         mode=0o644,
         fix=f"make {lab.home / TARGETS_DIR} writable",
     )
+
+
+def remove(lab: Lab) -> None:
+    """`lab down`: the project's targets file and its folder go with its containers (`lab up` writes them
+    again), so that no project leaves its folder behind."""
+    path(lab).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a folder that holds something else stays
+        path(lab).parent.rmdir()

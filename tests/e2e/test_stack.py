@@ -3,6 +3,9 @@
 import docker
 import pytest
 
+from lab.cli import targets
+from lab.core.config import Lab
+
 pytestmark = pytest.mark.e2e
 
 SERVICES = {
@@ -122,6 +125,7 @@ def test_down_leaves_no_containers_and_up_keeps_prometheus_data(loaded_stack):
 
     stack.lab("down")
     assert project_containers(stack) == []
+    assert not targets.path(Lab.from_environment(stack.env)).exists()  # its TARGET_METRICS file goes too
 
     stack.lab("up", timeout=900)
     after = stack.wait_for(

@@ -79,6 +79,17 @@ def test_lab_up_writes_the_projects_own_file_readable_by_prometheus(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644 and [p.name for p in path.parent.iterdir()] == ["target.json"]
 
 
+def test_lab_down_removes_the_projects_file_and_folder_and_nothing_else(tmp_path):
+    lab = lab_in(tmp_path, "app:8000/metrics")
+    write(lab)
+    other = tmp_path / "home" / "prometheus" / "targets" / "otherlab" / "target.json"
+    other.parent.mkdir()
+    other.write_text("[]\n")
+    targets.remove(lab)
+    assert not targets.path(lab).parent.exists() and other.exists()
+    targets.remove(lab)  # twice: nothing left to remove is no error
+
+
 def test_a_bad_setting_leaves_the_file_as_it_was(tmp_path):
     write(lab_in(tmp_path, "app:8000"))
     before = targets.path(lab_in(tmp_path, "app:8000")).read_text()
