@@ -168,13 +168,16 @@ class Stack:
         one's series (they go stale), so tests query a past run at `self.settled_at[run_id]`.
         """
         query = urllib.parse.urlencode({"run_id": run_id})
-        ended_at = self.wait_for(
+        self.wait_for(
             lambda: http_json(f"{self.locust_url}/lab/run?{query}").get("ended_at"),
             60,
             f"the master did not end run {run_id}",
         )
+        # A scrape after the master said "ended", not merely after `ended_at` (the stop, which comes
+        # before the workers' last reports and the verdicts): only such a scrape has the verdicts.
+        ended = time.time()
         self.wait_for(
-            lambda: self.query(f'max(timestamp(locust_runner_state{{run_id="{run_id}"}})) > {ended_at:.3f}'),
+            lambda: self.query(f'max(timestamp(locust_runner_state{{run_id="{run_id}"}})) > {ended:.3f}'),
             60,
             f"Prometheus did not scrape run {run_id} after its end",
         )
