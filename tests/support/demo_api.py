@@ -58,7 +58,7 @@ class DemoApi:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "demoapi.main:app", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--no-access-log"],
+                 "--port", str(self.port), "--no-access-log", "--timeout-keep-alive", "75"],  # as the image
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=API_DIR,
             )  # fmt: skip
 
