@@ -7,7 +7,10 @@ work runs in one worker thread: when it ran on the event loop, the process read 
 at the knee, across the 85% line, because the loop idled between waves of answers (compose/api/README.md).
 
 The latency objectives are loosened for these runs (--slo), so that each search goes on until throughput
-stops growing (the knee) rather than stopping at a p95 breach before anything is saturated. The machine
+stops growing (the knee) rather than stopping at a p95 breach before anything is saturated; and the error
+objective to 5%, so that one failed request is not a breach (one of a step's 86 ended a generator search at
+25 users in one CI run, at 80% of the worker's core: a POST lost to the API closing an idle connection,
+before its keep-alive went from uvicorn's 5 s to 75 s). The machine
 has 2 cores: each knob makes its resource saturate at about 10 requests/s, where nothing else is busy."""
 
 import json
@@ -24,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.lifecycle]  # they recreate services 
 SEARCH = (
     "--users", "55", "--set", "min_growth=0.1", "--set", "start_users=5", "--set", "step_users=10", "--set", "step_duration=20s",
     "--set", "ramp=6s", "--set", "spawn_rate=20",
-    "--slo", "catalog-p95=20s", "--slo", "auth-p95=20s", "--slo", "orders-p95=20s",
+    "--slo", "catalog-p95=20s", "--slo", "auth-p95=20s", "--slo", "orders-p95=20s", "--slo", "errors=0.05",
 )  # fmt: skip
 
 
